@@ -1,0 +1,24 @@
+import { DynamicModule, Module } from '@nestjs/common';
+
+import { AuthModule } from './auth/auth.module';
+import { ConfigModule } from './config/config.module';
+import { PorticoConfig } from './config/portico-config';
+import { HealthModule } from './health/health.module';
+import { LoggingModule } from './logging/logging.module';
+import { PluginsModule } from './plugins/plugins.module';
+
+@Module({})
+export class AppModule {
+  public static forRoot(config?: PorticoConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggingModule,
+        AuthModule,
+        PluginsModule,
+        HealthModule,
+      ],
+    };
+  }
+}

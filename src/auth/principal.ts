@@ -1,0 +1,13 @@
+/** The authenticated user behind a request, derived from a verified JWT. */
+export interface Principal {
+  /** `sub` claim. */
+  readonly id: string;
+  /** `name`, else `preferred_username`, else `sub`. */
+  readonly name: string;
+  /** From the roles claim (JWT_ROLES_CLAIM); `admin` manages plugins. */
+  readonly roles: readonly string[];
+  /** `iat` claim in seconds since the epoch (0 when absent). */
+  readonly iat: number;
+}
+
+export const ADMIN_ROLE = 'admin';

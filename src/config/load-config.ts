@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+
+import { ConfigException, ConfigExceptionCode } from './config.exception';
+import { PorticoConfig } from './portico-config';
+
+/** File in DATA_DIR holding keys generated for development (mode 0600). */
+export const DEV_KEYS_FILE = 'dev-keys.json';
+
+interface DevKeys {
+  JWT_SECRET: string;
+  SECRETS_KEY: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Every variable PorticoConfig reads; nothing else in the environment is looked at. */
+export const CONFIG_KEYS = [
+  'NODE_ENV',
+  'PORT',
+  'HOST',
+  'PLUGINS_DIR',
+  'DATA_DIR',
+  'JWT_SECRET',
+  'JWT_JWKS_URL',
+  'JWT_ISSUER',
+  'JWT_AUDIENCE',
+  'JWT_ROLES_CLAIM',
+  'SECRETS_KEY',
+  'PLUGIN_SECRETS_DIR',
+  'ALLOWED_ORIGINS',
+  'LOG_LEVEL',
+  'SHUTDOWN_GRACE_MS',
+  'WS_PING_INTERVAL_MS',
+] as const;
+
+/**
+ * Validates the environment into a PorticoConfig. Outside production, keys that are not set are
+ * generated once into DATA_DIR so that `npm start` works on a fresh clone; in production a missing
+ * key is an error naming the variable.
+ */
+export function loadConfig(env: Env = process.env): PorticoConfig {
+  const plain: Record<string, string> = {};
+  for (const key of CONFIG_KEYS) {
+    const value = env[key];
+    if (value !== undefined && value !== '') plain[key] = value;
+  }
+  const config = plainToInstance(PorticoConfig, plain);
+  const errors = validateSync(config, { forbidUnknownValues: true });
+  if (errors.length > 0) {
+    const lines = errors.map(
+      (e) => `${e.property}: ${Object.values(e.constraints ?? {}).join('; ')}`,
+    );
+    throw new ConfigException(
+      ConfigExceptionCode.INVALID_VALUE,
+      `Invalid configuration:\n  ${lines.join('\n  ')}`,
+    );
+  }
+  if (config.SECRETS_KEY !== undefined && Buffer.from(config.SECRETS_KEY, 'base64').length !== 32) {
+    throw new ConfigException(
+      ConfigExceptionCode.INVALID_VALUE,
+      'Invalid configuration:\n  SECRETS_KEY: must be the base64 encoding of exactly 32 bytes',
+    );
+  }
+  config.PLUGINS_DIR = resolve(config.PLUGINS_DIR);
+  config.DATA_DIR = resolve(config.DATA_DIR);
+  if (config.PLUGIN_SECRETS_DIR !== undefined)
+    config.PLUGIN_SECRETS_DIR = resolve(config.PLUGIN_SECRETS_DIR);
+
+  const missing: string[] = [];
+  if (config.JWT_SECRET === undefined && config.JWT_JWKS_URL === undefined)
+    missing.push('JWT_SECRET');
+  if (config.SECRETS_KEY === undefined) missing.push('SECRETS_KEY');
+  if (missing.length > 0) {
+    if (config.isProduction) {
+      const named = missing.map((m) => (m === 'JWT_SECRET' ? 'JWT_SECRET or JWT_JWKS_URL' : m));
+      throw new ConfigException(
+        ConfigExceptionCode.MISSING_IN_PRODUCTION,
+        `NODE_ENV=production requires ${named.join(' and ')} to be set`,
+      );
+    }
+    const dev = readOrCreateDevKeys(config.DATA_DIR);
+    if (missing.includes('JWT_SECRET')) config.JWT_SECRET = dev.JWT_SECRET;
+    if (missing.includes('SECRETS_KEY')) config.SECRETS_KEY = dev.SECRETS_KEY;
+  }
+  return config;
+}
+
+function readOrCreateDevKeys(dataDir: string): DevKeys {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = join(dataDir, DEV_KEYS_FILE);
+  let existing: Partial<DevKeys> = {};
+  try {
+    existing = JSON.parse(readFileSync(file, 'utf8')) as Partial<DevKeys>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new ConfigException(
+        ConfigExceptionCode.KEY_FILE_UNREADABLE,
+        `Cannot read ${file}: ${(err as Error).message}; delete it to generate new development keys`,
+      );
+  }
+  const keys: DevKeys = {
+    JWT_SECRET: existing.JWT_SECRET ?? randomBytes(32).toString('base64url'),
+    SECRETS_KEY: existing.SECRETS_KEY ?? randomBytes(32).toString('base64'),
+  };
+  if (existing.JWT_SECRET === undefined || existing.SECRETS_KEY === undefined) {
+    writeFileSync(file, JSON.stringify(keys, null, 2) + '\n', { mode: 0o600 });
+  }
+  chmodSync(file, 0o600);
+  return keys;
+}

@@ -1,0 +1,116 @@
+import { Transform } from 'class-transformer';
+import {
+  IsBase64,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Max,
+  Min,
+  MinLength,
+} from 'class-validator';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const toInt = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+const toList = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string'
+    ? value
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v.length > 0)
+    : value;
+
+/**
+ * The host's whole configuration, read once from the environment at startup (CONTRACT.md §6).
+ * Property names are the environment variable names so validation messages name the variable.
+ */
+export class PorticoConfig {
+  /** `production` makes missing keys a startup error instead of generating dev keys. */
+  @IsString()
+  public NODE_ENV: string = 'development';
+
+  /** TCP port of the HTTP/WebSocket listener. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  public PORT: number = 8080;
+
+  /** Interface to bind. */
+  @IsString()
+  public HOST: string = '0.0.0.0';
+
+  /** Folder whose sub-folders each hold one plugin with a manifest.json. */
+  @IsString()
+  @MinLength(1)
+  public PLUGINS_DIR: string = './plugins';
+
+  /** Writable folder for host state: plugin enable flags, generated dev keys, plugin data. */
+  @IsString()
+  @MinLength(1)
+  public DATA_DIR: string = './data';
+
+  /** HS256 secret for user JWTs (at least 32 characters). */
+  @IsOptional()
+  @IsString()
+  @MinLength(32, { message: 'JWT_SECRET must be at least 32 characters' })
+  public JWT_SECRET?: string;
+
+  /** JWKS endpoint for RS256/ES256 user JWTs. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, protocols: ['http', 'https'] })
+  public JWT_JWKS_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  public JWT_ISSUER?: string;
+
+  @IsOptional()
+  @IsString()
+  public JWT_AUDIENCE?: string;
+
+  /** Claim holding the user's roles (array or space/comma separated string). */
+  @IsString()
+  @MinLength(1)
+  public JWT_ROLES_CLAIM: string = 'roles';
+
+  /** base64 of 32 bytes: encrypts stored plugin secrets and keys plugin identity derivation. */
+  @IsOptional()
+  @IsBase64()
+  public SECRETS_KEY?: string;
+
+  /** Mounted secret files `<dir>/<plugin>/<KEY>` (e.g. a Kubernetes Secret volume). */
+  @IsOptional()
+  @IsString()
+  public PLUGIN_SECRETS_DIR?: string;
+
+  /** Origins allowed to open plugin WebSockets with cookie/query credentials; empty = same host only. */
+  @Transform(toList)
+  @IsString({ each: true })
+  public ALLOWED_ORIGINS: string[] = [];
+
+  @IsIn(LOG_LEVELS)
+  public LOG_LEVEL: LogLevel = 'info';
+
+  /** How long host shutdown waits for plugins and connections before killing them. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(600000)
+  public SHUTDOWN_GRACE_MS: number = 10000;
+
+  /** Keepalive ping interval on proxied WebSockets; 0 disables pings. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(3600000)
+  public WS_PING_INTERVAL_MS: number = 25000;
+
+  public get isProduction(): boolean {
+    return this.NODE_ENV === 'production';
+  }
+}
