@@ -1,0 +1,78 @@
+'use strict';
+// Echo — the example Portico plugin server.
+//
+// Contract: listen on 127.0.0.1 (port 0 = any free port), then print exactly one line
+// `{"ready":true,"port":N}` on stdout. WebSocket lives at /ws (and below); any other HTTP
+// route is available to the frontend through /api/plugins/echo/rpc/<path>.
+const http = require('node:http');
+const { WebSocketServer } = require('ws');
+
+const wss = new WebSocketServer({
+  noServer: true,
+  maxPayload: 64 * 1024 * 1024,
+  // Answer with the first subprotocol the client offered, ignoring Portico's own marker.
+  handleProtocols: (protocols) => [...protocols].find((p) => p !== 'portico') ?? false,
+});
+
+wss.on('connection', (ws) => {
+  ws.on('message', (data, isBinary) => {
+    // `__close:<code>:<reason>` asks the plugin to close the connection itself.
+    const close = !isBinary && /^__close:(\d+):(.*)$/s.exec(data.toString());
+    if (close) {
+      try {
+        ws.close(Number(close[1]), close[2]);
+      } catch {
+        ws.close(1008, 'invalid close code');
+      }
+      return;
+    }
+    ws.send(data, { binary: isBinary }); // text stays text, binary stays binary
+  });
+});
+
+function json(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+const server = http.createServer((req, res) => {
+  const path = new URL(req.url, 'http://plugin').pathname;
+  if (req.method === 'POST' && path === '/echo') {
+    res.writeHead(200, {
+      'content-type': req.headers['content-type'] ?? 'application/octet-stream',
+    });
+    req.pipe(res); // streamed back as it arrives, never buffered
+  } else if (req.method === 'GET' && path === '/whoami') {
+    // Portico replaces any client-sent x-plugin-* header with the authenticated user's identity.
+    json(res, 200, {
+      id: req.headers['x-plugin-user-id'] ?? null,
+      name: req.headers['x-plugin-user-name'] ?? null,
+      roles: req.headers['x-plugin-user-roles'] ?? null,
+    });
+  } else if (req.method === 'GET' && path === '/health') {
+    json(res, 200, { ok: true });
+  } else {
+    json(res, 404, { error: 'not found' });
+  }
+});
+
+server.on('upgrade', (req, socket, head) => {
+  const path = new URL(req.url, 'http://plugin').pathname;
+  if (path !== '/ws' && !path.startsWith('/ws/')) {
+    socket.once('finish', () => socket.destroy());
+    socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    return;
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+});
+
+server.listen(0, '127.0.0.1', () => {
+  console.log(JSON.stringify({ ready: true, port: server.address().port }));
+});
+
+// Portico stops a plugin with SIGTERM (SIGKILL 5 s later): close cleanly and exit 0.
+process.on('SIGTERM', () => {
+  for (const client of wss.clients) client.close(1001, 'plugin stopping');
+  server.close();
+  setTimeout(() => process.exit(0), 100);
+});
