@@ -110,6 +110,15 @@ export class PorticoConfig {
   @Max(3600000)
   public WS_PING_INTERVAL_MS: number = 25000;
 
+  /** Passed to plugin servers (CONTRACT.md §2); nothing else of the host's environment is. */
+  @IsOptional()
+  @IsString()
+  public PATH?: string;
+
+  @IsOptional()
+  @IsString()
+  public HOME?: string;
+
   public get isProduction(): boolean {
     return this.NODE_ENV === 'production';
   }

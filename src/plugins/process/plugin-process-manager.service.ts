@@ -1,0 +1,157 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+
+import { PorticoConfig } from '../../config/portico-config';
+import type { PluginDescriptor } from '../manifest/plugin-descriptor';
+import type { PluginName } from '../plugin.types';
+import { derivePluginIdentitySecret } from '../secrets/plugin-identity';
+import { Clock, CLOCK } from './clock';
+import { LogLine, LogRingBuffer } from './log-ring-buffer';
+import {
+  ExitInfo,
+  PluginSupervisor,
+  SpawnPreconditionError,
+  SupervisorListener,
+  SupervisorSnapshot,
+  SupervisorState,
+} from './plugin-supervisor';
+import { PROCESS_SPAWNER, ProcessSpawner, SpawnSpec } from './process-spawner';
+import { policyFor } from './supervision-policy';
+
+const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';
+
+export interface PluginProcessEvents {
+  /** A plugin's process exited; `info.willRestart` tells clients whether to come back. */
+  exit: [name: PluginName, info: ExitInfo];
+  state: [name: PluginName, state: SupervisorState];
+}
+
+/**
+ * Owns one PluginSupervisor per plugin with a server: starts, stops and restarts them, keeps
+ * their output, and stops every one of them when the host shuts down.
+ */
+@Injectable()
+export class PluginProcessManager
+  extends EventEmitter<PluginProcessEvents>
+  implements OnApplicationShutdown, SupervisorListener
+{
+  private readonly logger = new Logger(PluginProcessManager.name);
+  private readonly supervisors = new Map<PluginName, PluginSupervisor>();
+  private readonly descriptors = new Map<PluginName, PluginDescriptor>();
+  private readonly logs = new Map<PluginName, LogRingBuffer>();
+  private readonly hostKey: Buffer;
+
+  public constructor(
+    private readonly config: PorticoConfig,
+    @Inject(CLOCK) private readonly clock: Clock,
+    @Inject(PROCESS_SPAWNER) private readonly spawner: ProcessSpawner,
+  ) {
+    super();
+    this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
+  }
+
+  /** Starts the plugin's server; concurrent calls share one start. Resolves once it is running. */
+  public start(descriptor: PluginDescriptor): Promise<void> {
+    return this.supervisorFor(descriptor).start();
+  }
+
+  /** Stops and then starts the server again; clears `failed`. */
+  public restart(descriptor: PluginDescriptor): Promise<void> {
+    return this.supervisorFor(descriptor).restart();
+  }
+
+  public async stop(name: PluginName): Promise<void> {
+    await this.supervisors.get(name)?.stop();
+  }
+
+  /** Stops the server and forgets the plugin (its folder was removed). */
+  public async remove(name: PluginName): Promise<void> {
+    await this.stop(name);
+    this.supervisors.delete(name);
+    this.descriptors.delete(name);
+    this.logs.delete(name);
+  }
+
+  public snapshot(name: PluginName): SupervisorSnapshot | undefined {
+    return this.supervisors.get(name)?.snapshot();
+  }
+
+  public tail(name: PluginName, lines: number): LogLine[] {
+    return this.logs.get(name)?.tail(lines) ?? [];
+  }
+
+  public async onApplicationShutdown(): Promise<void> {
+    const all = [...this.supervisors.values()];
+    if (all.length === 0) return;
+    this.logger.log({ event: 'stopping_all', plugins: all.length });
+    await Promise.all(all.map((s) => s.stop()));
+  }
+
+  public stateChanged(name: PluginName, state: SupervisorState): void {
+    this.logger.log({ plugin: name, event: 'state', state });
+    this.emit('state', name, state);
+  }
+
+  public exited(name: PluginName, info: ExitInfo): void {
+    const fields = { plugin: name, event: 'exit', code: info.code, signal: info.signal };
+    if (info.expected) this.logger.log({ ...fields, willRestart: info.willRestart });
+    else this.logger.warn({ ...fields, willRestart: info.willRestart, unexpected: true });
+    this.emit('exit', name, info);
+  }
+
+  public output(name: PluginName, stream: LogLine['stream'], line: string): void {
+    let buffer = this.logs.get(name);
+    if (buffer === undefined) {
+      buffer = new LogRingBuffer();
+      this.logs.set(name, buffer);
+    }
+    buffer.push({ time: this.clock.now(), stream, line });
+  }
+
+  private supervisorFor(descriptor: PluginDescriptor): PluginSupervisor {
+    this.descriptors.set(descriptor.name, descriptor);
+    const policy = policyFor(descriptor.manifest);
+    let supervisor = this.supervisors.get(descriptor.name);
+    if (supervisor === undefined) {
+      supervisor = new PluginSupervisor(
+        descriptor.name,
+        () => this.specFor(descriptor.name),
+        policy,
+        this.clock,
+        this.spawner,
+        this,
+      );
+      this.supervisors.set(descriptor.name, supervisor);
+    } else {
+      supervisor.updatePolicy(policy);
+    }
+    return supervisor;
+  }
+
+  /** Built at every spawn so a rescan or a secret change is picked up by the next process. */
+  private specFor(name: PluginName): SpawnSpec {
+    const descriptor = this.descriptors.get(name);
+    const server = descriptor?.manifest?.server;
+    if (descriptor === undefined || server === undefined) {
+      throw new SpawnPreconditionError('plugin has no server entry');
+    }
+    const dataDir = join(this.config.DATA_DIR, 'plugins', name);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    return {
+      command: process.execPath,
+      args: [server],
+      cwd: descriptor.dir,
+      env: {
+        PATH: this.config.PATH ?? FALLBACK_PATH,
+        HOME: this.config.HOME ?? dataDir,
+        NODE_ENV: this.config.NODE_ENV,
+        PLUGIN_NAME: name,
+        PLUGIN_DATA_DIR: dataDir,
+        PLUGIN_IDENTITY_SECRET: derivePluginIdentitySecret(this.hostKey, name),
+      },
+    };
+  }
+}

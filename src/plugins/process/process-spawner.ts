@@ -1,0 +1,27 @@
+export type OutputStream = 'stdout' | 'stderr';
+export type StopSignal = 'SIGTERM' | 'SIGKILL';
+
+/** What to run for one plugin server. */
+export interface SpawnSpec {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** A running plugin process; the only way the supervisor touches an OS process. */
+export interface ChildHandle {
+  readonly pid: number | undefined;
+  /** Each complete output line (bounded length), in order. */
+  onLine(listener: (stream: OutputStream, line: string) => void): void;
+  /** Called once, when the process has exited (or failed to spawn: code null, signal null). */
+  onExit(listener: (code: number | null, signal: NodeJS.Signals | null) => void): void;
+  /** Sends the signal to the whole process group; a no-op once the group is gone. */
+  signal(signal: StopSignal): void;
+}
+
+export interface ProcessSpawner {
+  spawn(spec: SpawnSpec): ChildHandle;
+}
+
+export const PROCESS_SPAWNER = Symbol('PROCESS_SPAWNER');

@@ -1,0 +1,45 @@
+import type { ManifestDto } from '../manifest/manifest.dto';
+
+/** Restart and timing rules for one plugin (CONTRACT.md §2 defaults, manifest overrides). */
+export interface SupervisionPolicy {
+  /** Restart after an unexpected exit. */
+  readonly restart: boolean;
+  readonly readyTimeoutMs: number;
+  /** Consecutive failed starts before the plugin is `failed`. */
+  readonly maxFailedStarts: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Running this long resets the failure count and backoff. */
+  readonly healthyAfterMs: number;
+  /** Time between SIGTERM and SIGKILL when stopping. */
+  readonly killGraceMs: number;
+}
+
+export const DEFAULT_POLICY: SupervisionPolicy = {
+  restart: true,
+  readyTimeoutMs: 10_000,
+  maxFailedStarts: 5,
+  initialBackoffMs: 500,
+  maxBackoffMs: 30_000,
+  healthyAfterMs: 60_000,
+  killGraceMs: 5_000,
+};
+
+export function policyFor(manifest: ManifestDto | undefined): SupervisionPolicy {
+  const r = manifest?.restart;
+  return {
+    restart: r?.enabled ?? DEFAULT_POLICY.restart,
+    readyTimeoutMs: manifest?.readyTimeoutMs ?? DEFAULT_POLICY.readyTimeoutMs,
+    maxFailedStarts: r?.maxFailedStarts ?? DEFAULT_POLICY.maxFailedStarts,
+    initialBackoffMs: r?.initialBackoffMs ?? DEFAULT_POLICY.initialBackoffMs,
+    maxBackoffMs: r?.maxBackoffMs ?? DEFAULT_POLICY.maxBackoffMs,
+    healthyAfterMs: r?.healthyAfterMs ?? DEFAULT_POLICY.healthyAfterMs,
+    killGraceMs: DEFAULT_POLICY.killGraceMs,
+  };
+}
+
+/** Backoff before restart number `failures` (1-based): initial, doubling, capped. */
+export function backoffMs(policy: SupervisionPolicy, failures: number): number {
+  const exp = Math.min(Math.max(failures - 1, 0), 30);
+  return Math.min(policy.initialBackoffMs * 2 ** exp, policy.maxBackoffMs);
+}
