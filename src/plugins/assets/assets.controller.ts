@@ -1,0 +1,32 @@
+import { Controller, Get, Header, Param, Req, UseInterceptors } from '@nestjs/common';
+
+import type { Request } from 'express';
+
+import { PluginRegistry } from '../manifest/plugin-registry.service';
+import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import { isPluginName } from '../plugin.types';
+import { AssetCacheInterceptor } from './asset-cache.interceptor';
+import { AssetFile } from './asset-file';
+import { toAssetPath } from './asset-path';
+
+/** Serves the files of a plugin's folder, its frontend in particular (CONTRACT.md §3). */
+@Controller('api/plugins')
+export class AssetsController {
+  constructor(private readonly registry: PluginRegistry) {}
+
+  @Get(':name/assets/*path')
+  @Header('X-Content-Type-Options', 'nosniff')
+  @UseInterceptors(AssetCacheInterceptor)
+  public async asset(
+    @Param('name') name: string,
+    @Param('path') path: string | string[],
+    @Req() req: Request,
+  ): Promise<AssetFile> {
+    if (!isPluginName(name))
+      throw new PluginException(PluginExceptionCode.UNKNOWN_PLUGIN, 'Unknown plugin');
+    const relPath = toAssetPath(path, req.originalUrl);
+    if (relPath === undefined)
+      throw new PluginException(PluginExceptionCode.FILE_NOT_FOUND, 'File not found');
+    return AssetFile.open(await this.registry.resolveFile(name, relPath));
+  }
+}

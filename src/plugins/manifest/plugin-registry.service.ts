@@ -1,0 +1,259 @@
+import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { Injectable, Logger } from '@nestjs/common';
+
+import { PorticoConfig } from '../../config/portico-config';
+import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import type { PluginName } from '../plugin.types';
+import { MANIFEST_FILE, MANIFEST_MAX_BYTES, PLUGIN_STATE_FILE } from './manifest.constants';
+import type { ManifestDto } from './manifest.dto';
+import { parseManifest } from './manifest-validator';
+import type { PluginDescriptor, RescanResult } from './plugin-descriptor';
+import { hasHiddenSegment, isRelativePluginPath, realFileInside } from './plugin-path';
+import { PluginState, PluginStateStore } from './plugin-state.store';
+
+/** One plugin folder after its manifest was read and checked, before names are assigned. */
+interface InspectedFolder {
+  readonly folder: string;
+  readonly dir: string;
+  readonly manifest?: ManifestDto;
+  readonly invalidReason?: string;
+  /** The manifest's name when that field is valid, even if something else is not. */
+  readonly declaredName?: PluginName;
+}
+
+/**
+ * Discovers plugins under PLUGINS_DIR and remembers which are enabled. It only reads the disk:
+ * starting and stopping servers is up to whoever calls scan() and acts on its result.
+ */
+@Injectable()
+export class PluginRegistry {
+  private readonly logger = new Logger(PluginRegistry.name);
+  private readonly store: PluginStateStore;
+  private plugins = new Map<PluginName, PluginDescriptor>();
+  private states?: Map<PluginName, PluginState>;
+  private missingDirLogged = false;
+  /** scan() and setEnabled() run one at a time so that neither sees the other half-done. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly config: PorticoConfig) {
+    this.store = new PluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE));
+  }
+
+  /** Reads PLUGINS_DIR again and reports which plugins appeared, disappeared or changed. */
+  public scan(): Promise<RescanResult> {
+    return this.exclusive(() => this.rescan());
+  }
+
+  /** Every known plugin, valid or not, sorted by name. */
+  public list(): PluginDescriptor[] {
+    return [...this.plugins.values()].sort((a, b) => compare(a.name, b.name));
+  }
+
+  public get(name: PluginName): PluginDescriptor | undefined {
+    return this.plugins.get(name);
+  }
+
+  /** The plugin, or PluginException UNKNOWN_PLUGIN (404). */
+  public require(name: PluginName): PluginDescriptor {
+    const plugin = this.plugins.get(name);
+    if (plugin === undefined)
+      throw new PluginException(PluginExceptionCode.UNKNOWN_PLUGIN, `Unknown plugin "${name}"`);
+    return plugin;
+  }
+
+  /** Persists the enable flag (it outlives restarts and rescans) and returns the new descriptor. */
+  public setEnabled(name: PluginName, enabled: boolean): Promise<PluginDescriptor> {
+    return this.exclusive(async () => {
+      const plugin = this.require(name);
+      const states = new Map(await this.loadStates());
+      states.set(name, { enabled });
+      await this.store.save(states);
+      this.states = states;
+      const updated: PluginDescriptor = { ...plugin, enabled };
+      this.plugins.set(name, updated);
+      return updated;
+    });
+  }
+
+  /**
+   * The real path of a regular file inside a valid plugin's folder. Anything else (a path with
+   * `..`, an absolute path, a dotfile, a symlink leading out, a folder, nothing at all) is
+   * PluginException FILE_NOT_FOUND; an unknown plugin is UNKNOWN_PLUGIN.
+   */
+  public async resolveFile(name: PluginName, relPath: string): Promise<string> {
+    const plugin = this.require(name);
+    const notFound = new PluginException(PluginExceptionCode.FILE_NOT_FOUND, 'File not found');
+    if (plugin.manifest === undefined) throw notFound;
+    if (!isRelativePluginPath(relPath) || hasHiddenSegment(relPath)) throw notFound;
+    const real = await realFileInside(plugin.dir, relPath);
+    if (real === undefined) throw notFound;
+    return real;
+  }
+
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(task, task);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadStates(): Promise<Map<PluginName, PluginState>> {
+    this.states ??= await this.store.load();
+    return this.states;
+  }
+
+  private async rescan(): Promise<RescanResult> {
+    const states = await this.loadStates();
+    const folders = await this.pluginFolders();
+    const inspected = await Promise.all(folders.map((f) => this.inspect(f.folder, f.dir)));
+    const next = new Map<PluginName, PluginDescriptor>();
+    for (const plugin of assignNames(inspected)) {
+      next.set(plugin.name, { ...plugin, enabled: states.get(plugin.name)?.enabled ?? true });
+    }
+
+    const previous = this.plugins;
+    const result: RescanResult = {
+      added: [...next.keys()].filter((n) => !previous.has(n)).sort(compare),
+      removed: [...previous.keys()].filter((n) => !next.has(n)).sort(compare),
+      changed: [...next.keys()]
+        .filter((n) => previous.has(n) && fingerprint(previous.get(n)) !== fingerprint(next.get(n)))
+        .sort(compare),
+    };
+    this.plugins = next;
+
+    for (const plugin of next.values()) {
+      if (plugin.invalidReason !== undefined)
+        this.logger.warn({
+          plugin: plugin.name,
+          event: 'manifest_invalid',
+          folder: plugin.folder,
+          reason: plugin.invalidReason,
+        });
+    }
+    this.logger.debug({ event: 'plugins_scanned', dir: this.config.PLUGINS_DIR, ...result });
+    return result;
+  }
+
+  /** Sub-folders of PLUGINS_DIR (symlinked ones too) holding a manifest.json, sorted by name. */
+  private async pluginFolders(): Promise<{ folder: string; dir: string }[]> {
+    const root = this.config.PLUGINS_DIR;
+    let names: string[];
+    try {
+      names = await readdir(root);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      if (!this.missingDirLogged)
+        this.logger.warn({ event: 'plugins_dir_missing', dir: root, reason: code });
+      this.missingDirLogged = true;
+      return [];
+    }
+    this.missingDirLogged = false;
+    const found: { folder: string; dir: string }[] = [];
+    for (const folder of names.sort(compare)) {
+      try {
+        const dir = await realpath(join(root, folder));
+        if (!(await stat(dir)).isDirectory()) continue;
+        await lstat(join(dir, MANIFEST_FILE));
+        found.push({ folder, dir });
+      } catch {
+        // not a folder, a dangling link, or no manifest.json: not a plugin
+      }
+    }
+    return found;
+  }
+
+  private async inspect(folder: string, dir: string): Promise<InspectedFolder> {
+    const invalid = (invalidReason: string, declaredName?: PluginName): InspectedFolder => ({
+      folder,
+      dir,
+      invalidReason,
+      declaredName,
+    });
+    const manifestPath = await realFileInside(dir, MANIFEST_FILE);
+    if (manifestPath === undefined)
+      return invalid(`${MANIFEST_FILE}: not a regular file inside the plugin folder`);
+    let text: string;
+    try {
+      if ((await stat(manifestPath)).size > MANIFEST_MAX_BYTES)
+        return invalid(`${MANIFEST_FILE}: larger than ${MANIFEST_MAX_BYTES} bytes`);
+      text = await readFile(manifestPath, 'utf8');
+    } catch (err) {
+      return invalid(`${MANIFEST_FILE}: cannot be read (${(err as NodeJS.ErrnoException).code})`);
+    }
+    const parsed = parseManifest(text);
+    if ('error' in parsed) return invalid(parsed.error, parsed.name);
+
+    const { manifest } = parsed;
+    if (hasHiddenSegment(manifest.entry))
+      return invalid(`${MANIFEST_FILE}: entry must not be a hidden file or folder`, manifest.name);
+    if ((await realFileInside(dir, manifest.entry)) === undefined)
+      return invalid(
+        `${MANIFEST_FILE}: entry "${manifest.entry}" is not a file inside the plugin folder`,
+        manifest.name,
+      );
+    if (manifest.server !== undefined && (await realFileInside(dir, manifest.server)) === undefined)
+      return invalid(
+        `${MANIFEST_FILE}: server "${manifest.server}" is not a file inside the plugin folder`,
+        manifest.name,
+      );
+    return { folder, dir, manifest, declaredName: manifest.name };
+  }
+}
+
+/**
+ * Gives every folder a unique name. Valid manifests claim their names first (the first folder in
+ * sorted order wins a duplicate), then invalid manifests whose name field is usable; everything
+ * else is listed under its folder name (suffixed if even that is taken).
+ */
+function assignNames(folders: InspectedFolder[]): Omit<PluginDescriptor, 'enabled'>[] {
+  const named = new Map<PluginName, Omit<PluginDescriptor, 'enabled'>>();
+  const claimedBy = new Map<PluginName, string>();
+  const fallback: { folder: InspectedFolder; reason: string }[] = [];
+
+  const claim = (f: InspectedFolder, name: PluginName, reason?: string): void => {
+    claimedBy.set(name, f.folder);
+    named.set(name, {
+      name,
+      folder: f.folder,
+      dir: f.dir,
+      ...(reason === undefined ? { manifest: f.manifest } : { invalidReason: reason }),
+    });
+  };
+
+  for (const f of folders.filter((x) => x.invalidReason === undefined)) {
+    const name = f.declaredName as PluginName;
+    const owner = claimedBy.get(name);
+    if (owner === undefined) claim(f, name);
+    else
+      fallback.push({
+        folder: f,
+        reason: `duplicate plugin name "${name}" (first defined in folder "${owner}")`,
+      });
+  }
+  for (const f of folders.filter((x) => x.invalidReason !== undefined)) {
+    const reason = f.invalidReason as string;
+    if (f.declaredName !== undefined && !claimedBy.has(f.declaredName))
+      claim(f, f.declaredName, reason);
+    else fallback.push({ folder: f, reason });
+  }
+  for (const { folder: f, reason } of fallback.sort((a, b) =>
+    compare(a.folder.folder, b.folder.folder),
+  )) {
+    let name = f.folder;
+    for (let n = 2; claimedBy.has(name); n++) name = `${f.folder}-${n}`;
+    claim(f, name, reason);
+  }
+  return [...named.values()];
+}
+
+/** What a rescan compares to decide that a plugin changed. */
+function fingerprint(plugin: PluginDescriptor | undefined): string {
+  return JSON.stringify([plugin?.folder, plugin?.dir, plugin?.manifest, plugin?.invalidReason]);
+}
+
+/** Locale-independent order, so that "first folder wins" means the same on every machine. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

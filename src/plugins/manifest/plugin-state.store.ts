@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import { Logger } from '@nestjs/common';
+
+import type { PluginName } from '../plugin.types';
+
+/** What is remembered about a plugin across restarts and rescans. */
+export interface PluginState {
+  readonly enabled: boolean;
+}
+
+interface PluginStateFile {
+  plugins: Record<PluginName, PluginState>;
+}
+
+/**
+ * The persisted enable flags (`DATA_DIR/plugins-state.json`). Writes are atomic (temp file,
+ * fsync, rename), so a crash leaves either the old or the new file, never half of one.
+ */
+export class PluginStateStore {
+  private readonly logger = new Logger(PluginStateStore.name);
+
+  constructor(private readonly file: string) {}
+
+  /** The stored states; empty when the file does not exist or cannot be understood. */
+  public async load(): Promise<Map<PluginName, PluginState>> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw err;
+    }
+    const states = new Map<PluginName, PluginState>();
+    try {
+      const parsed = JSON.parse(text) as Partial<PluginStateFile> | null;
+      for (const [name, state] of Object.entries(parsed?.plugins ?? {})) {
+        if (typeof state?.enabled === 'boolean') states.set(name, { enabled: state.enabled });
+      }
+    } catch (err) {
+      // Every plugin falls back to its default; the next write replaces the file.
+      this.logger.error({
+        event: 'plugin_state_unreadable',
+        file: this.file,
+        reason: (err as Error).message,
+      });
+    }
+    return states;
+  }
+
+  public async save(states: ReadonlyMap<PluginName, PluginState>): Promise<void> {
+    const body: PluginStateFile = { plugins: {} };
+    for (const name of [...states.keys()].sort()) {
+      body.plugins[name] = { enabled: states.get(name)?.enabled ?? true };
+    }
+    const dir = dirname(this.file);
+    await mkdir(dir, { recursive: true });
+    const temp = `${this.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify(body, null, 2) + '\n');
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, this.file);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await this.syncDir(dir);
+  }
+
+  /** Makes the rename itself durable; some platforms cannot fsync a directory, which is fine. */
+  private async syncDir(dir: string): Promise<void> {
+    try {
+      const handle = await open(dir, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      // best effort
+    }
+  }
+}
