@@ -15,11 +15,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
     let status = 500;
     let message: string | string[] = 'Internal server error';
     if (exception instanceof PluginException) {
-      status = PLUGIN_EXCEPTION_STATUS[exception.code].http;
-      message = exception.message;
-      if (exception.code === PluginExceptionCode.NOT_RUNNING)
-        res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
-    } else if (exception instanceof HttpException) {
+      sendPluginError(res, exception);
+      return;
+    }
+    if (exception instanceof HttpException) {
       status = exception.getStatus();
       const body = exception.getResponse();
       message =
@@ -29,10 +28,22 @@ export class HttpExceptionFilter implements ExceptionFilter {
     } else {
       this.logger.error({ event: 'unhandled_error', err: exception });
     }
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+    sendError(res, status, message);
   }
+}
+
+/** Writes the contract's error body, or cuts the response if its head already left. */
+export function sendError(res: Response, status: number, message: string | string[]): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
+}
+
+/** The HTTP answer for a PluginException (status, Retry-After for 503). */
+export function sendPluginError(res: Response, exception: PluginException): void {
+  if (exception.code === PluginExceptionCode.NOT_RUNNING && !res.headersSent)
+    res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
+  sendError(res, PLUGIN_EXCEPTION_STATUS[exception.code].http, exception.message);
 }

@@ -36,6 +36,8 @@ export const CONFIG_KEYS = [
   'LOG_LEVEL',
   'SHUTDOWN_GRACE_MS',
   'WS_PING_INTERVAL_MS',
+  'WS_UPSTREAM_TIMEOUT_MS',
+  'RPC_TIMEOUT_MS',
   'PATH',
   'HOME',
 ] as const;

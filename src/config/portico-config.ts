@@ -110,6 +110,20 @@ export class PorticoConfig {
   @Max(3600000)
   public WS_PING_INTERVAL_MS: number = 25000;
 
+  /** How long a plugin may take to answer a proxied WebSocket handshake (then 4504). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600000)
+  public WS_UPSTREAM_TIMEOUT_MS: number = 10000;
+
+  /** How long a plugin may take to send the response head of an RPC request (then 504). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(3600000)
+  public RPC_TIMEOUT_MS: number = 30000;
+
   /** Passed to plugin servers (CONTRACT.md §2); nothing else of the host's environment is. */
   @IsOptional()
   @IsString()

@@ -9,10 +9,4 @@ export function isPluginName(value: string): value is PluginName {
 
 /** CONTRACT.md §2 plugin states. */
 export type PluginStatus =
-  | 'disabled'
-  | 'stopped'
-  | 'starting'
-  | 'running'
-  | 'restarting'
-  | 'failed'
-  | 'invalid';
+  'disabled' | 'stopped' | 'starting' | 'running' | 'restarting' | 'failed' | 'invalid';

@@ -1,4 +1,33 @@
 import { Module } from '@nestjs/common';
 
-@Module({})
+import { AuthModule } from '../auth/auth.module';
+import { AssetsController } from './assets/assets.controller';
+import { ASSETS_PROVIDERS } from './assets/assets.providers';
+import { MANIFEST_PROVIDERS } from './manifest/manifest.providers';
+import { PluginsController } from './plugins.controller';
+import { PluginsService } from './plugins.service';
+import { CLOCK, systemClock } from './process/clock';
+import { NodeProcessSpawner } from './process/node-process-spawner';
+import { PluginProcessManager } from './process/plugin-process-manager.service';
+import { PROCESS_SPAWNER } from './process/process-spawner';
+import { PluginProxyGateway } from './proxy/plugin-proxy.gateway';
+import { RpcProxyController } from './proxy/rpc-proxy.controller';
+import { PluginIdentityService } from './secrets/plugin-identity.service';
+
+@Module({
+  imports: [AuthModule],
+  // RPC and assets routes are more specific than the management routes: register them first.
+  controllers: [RpcProxyController, AssetsController, PluginsController],
+  providers: [
+    ...MANIFEST_PROVIDERS,
+    ...ASSETS_PROVIDERS,
+    { provide: CLOCK, useValue: systemClock },
+    { provide: PROCESS_SPAWNER, useClass: NodeProcessSpawner },
+    PluginIdentityService,
+    PluginProcessManager,
+    PluginsService,
+    PluginProxyGateway,
+  ],
+  exports: [PluginsService],
+})
 export class PluginsModule {}

@@ -34,9 +34,9 @@ export interface TestApp {
  * `env` overrides any configuration variable.
  */
 export async function startTestApp(
-  options: { pluginsDir?: string; env?: Record<string, string> } = {},
+  options: { pluginsDir?: string; env?: Record<string, string>; keepDataDir?: boolean } = {},
 ): Promise<TestApp> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'portico-test-'));
+  const dataDir = options.env?.DATA_DIR ?? mkdtempSync(join(tmpdir(), 'portico-test-'));
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
@@ -64,7 +64,7 @@ export async function startTestApp(
     adminToken: () => token({ sub: 'root', name: 'Root', roles: ['admin'] }),
     close: async () => {
       await app.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (options.keepDataDir !== true) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

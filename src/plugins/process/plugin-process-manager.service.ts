@@ -7,7 +7,7 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 import { PorticoConfig } from '../../config/portico-config';
 import type { PluginDescriptor } from '../manifest/plugin-descriptor';
 import type { PluginName } from '../plugin.types';
-import { derivePluginIdentitySecret } from '../secrets/plugin-identity';
+import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { Clock, CLOCK } from './clock';
 import { LogLine, LogRingBuffer } from './log-ring-buffer';
 import {
@@ -27,6 +27,8 @@ export interface PluginProcessEvents {
   /** A plugin's process exited; `info.willRestart` tells clients whether to come back. */
   exit: [name: PluginName, info: ExitInfo];
   state: [name: PluginName, state: SupervisorState];
+  /** A deliberate stop of `generation` is about to begin. */
+  stopping: [name: PluginName, generation: number, willRestart: boolean];
 }
 
 /**
@@ -42,15 +44,13 @@ export class PluginProcessManager
   private readonly supervisors = new Map<PluginName, PluginSupervisor>();
   private readonly descriptors = new Map<PluginName, PluginDescriptor>();
   private readonly logs = new Map<PluginName, LogRingBuffer>();
-  private readonly hostKey: Buffer;
-
   public constructor(
     private readonly config: PorticoConfig,
+    private readonly identity: PluginIdentityService,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(PROCESS_SPAWNER) private readonly spawner: ProcessSpawner,
   ) {
     super();
-    this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
   }
 
   /** Starts the plugin's server; concurrent calls share one start. Resolves once it is running. */
@@ -102,6 +102,10 @@ export class PluginProcessManager
     this.emit('exit', name, info);
   }
 
+  public stopping(name: PluginName, generation: number, willRestart: boolean): void {
+    this.emit('stopping', name, generation, willRestart);
+  }
+
   public output(name: PluginName, stream: LogLine['stream'], line: string): void {
     let buffer = this.logs.get(name);
     if (buffer === undefined) {
@@ -150,7 +154,7 @@ export class PluginProcessManager
         NODE_ENV: this.config.NODE_ENV,
         PLUGIN_NAME: name,
         PLUGIN_DATA_DIR: dataDir,
-        PLUGIN_IDENTITY_SECRET: derivePluginIdentitySecret(this.hostKey, name),
+        PLUGIN_IDENTITY_SECRET: this.identity.secretFor(name),
       },
     };
   }

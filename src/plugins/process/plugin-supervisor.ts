@@ -33,6 +33,8 @@ export interface SupervisorSnapshot {
 export interface SupervisorListener {
   stateChanged(name: PluginName, state: SupervisorState): void;
   exited(name: PluginName, info: ExitInfo): void;
+  /** A stop of a running process begins (before SIGTERM): its clients can be told first. */
+  stopping(name: PluginName, generation: number, willRestart: boolean): void;
   output(name: PluginName, stream: OutputStream | 'portico', line: string): void;
 }
 
@@ -275,6 +277,7 @@ export class PluginSupervisor {
     this.port = undefined;
     if (this.stopping) return;
     this.stopping = true;
+    this.listener.stopping(this.name, this.generation, this.startAfterExit);
     this.signalChild('SIGTERM');
   }
 

@@ -1,0 +1,73 @@
+import type { ManifestDto } from './manifest/manifest.dto';
+import type { PluginDescriptor } from './manifest/plugin-descriptor';
+import type { PluginStatus } from './plugin.types';
+
+export interface SecretView {
+  readonly key: string;
+  readonly required: boolean;
+  readonly set: boolean;
+  /** Where the value comes from once set: `file` (mounted) or `store`. */
+  readonly source: 'file' | 'store' | null;
+}
+
+/** A plugin as the API lists it: manifest fields plus host state, never a secret value. */
+export interface PluginView {
+  readonly name: string;
+  readonly folder: string;
+  readonly displayName?: string;
+  readonly version?: string;
+  readonly description?: string;
+  readonly author?: string;
+  readonly icon?: string;
+  readonly type?: string;
+  readonly slot?: string;
+  readonly permissions?: string[];
+  readonly entry?: string;
+  readonly hasServer: boolean;
+  readonly enabled: boolean;
+  readonly status: PluginStatus;
+  readonly restarts: number;
+  readonly lastError?: string;
+  readonly invalidReason?: string;
+  readonly secrets: SecretView[];
+}
+
+const PASSED_THROUGH = [
+  'displayName',
+  'version',
+  'description',
+  'author',
+  'icon',
+  'type',
+  'slot',
+  'permissions',
+  'entry',
+] as const satisfies readonly (keyof ManifestDto)[];
+
+export function toPluginView(
+  descriptor: PluginDescriptor,
+  state: { status: PluginStatus; restarts: number; lastError?: string },
+): PluginView {
+  const manifest = descriptor.manifest;
+  const fields: Record<string, unknown> = {};
+  for (const key of PASSED_THROUGH) {
+    if (manifest?.[key] !== undefined) fields[key] = manifest[key];
+  }
+  return {
+    name: descriptor.name,
+    folder: descriptor.folder,
+    ...fields,
+    hasServer: manifest?.server !== undefined,
+    enabled: descriptor.enabled,
+    status: state.status,
+    restarts: state.restarts,
+    ...(state.lastError !== undefined ? { lastError: state.lastError } : {}),
+    ...(descriptor.invalidReason !== undefined ? { invalidReason: descriptor.invalidReason } : {}),
+    secrets: (manifest?.secrets ?? []).map((s) => ({
+      key: s.key,
+      required: s.required === true,
+      set: false,
+      source: null,
+    })),
+  };
+}

@@ -1,0 +1,74 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
+
+import { ADMIN_ROLE } from '../auth/principal';
+import { Roles } from '../auth/roles.decorator';
+import { LogsQueryDto } from './dto/logs-query.dto';
+import { SetEnabledDto } from './dto/set-enabled.dto';
+import type { ManifestDto } from './manifest/manifest.dto';
+import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
+import { PluginException, PluginExceptionCode } from './plugin.exception';
+import { PluginView, toPluginView } from './plugin-view';
+import { PluginsService } from './plugins.service';
+import type { LogLine } from './process/log-ring-buffer';
+
+/** The management API (CONTRACT.md §3); every route needs a user, mutations need `admin`. */
+@Controller('api/plugins')
+export class PluginsController {
+  public constructor(private readonly plugins: PluginsService) {}
+
+  @Get()
+  public list(): PluginView[] {
+    return this.plugins.list().map((d) => this.view(d));
+  }
+
+  @Post('rescan')
+  @HttpCode(200)
+  @Roles(ADMIN_ROLE)
+  public rescan(): Promise<RescanResult> {
+    return this.plugins.rescan();
+  }
+
+  @Get(':name')
+  public get(@Param('name') name: string): PluginView {
+    return this.view(this.plugins.get(name));
+  }
+
+  @Get(':name/manifest')
+  public manifest(@Param('name') name: string): ManifestDto {
+    const descriptor = this.plugins.get(name);
+    if (descriptor.manifest === undefined) {
+      throw new PluginException(
+        PluginExceptionCode.CONFLICT,
+        `plugin ${name} is invalid: ${descriptor.invalidReason ?? 'no manifest'}`,
+      );
+    }
+    return descriptor.manifest;
+  }
+
+  @Put(':name/enable')
+  @Roles(ADMIN_ROLE)
+  public async enable(@Param('name') name: string, @Body() body: SetEnabledDto): Promise<PluginView> {
+    return this.view(await this.plugins.setEnabled(name, body.enabled));
+  }
+
+  @Post(':name/restart')
+  @HttpCode(202)
+  @Roles(ADMIN_ROLE)
+  public restart(@Param('name') name: string): PluginView {
+    return this.view(this.plugins.restart(name));
+  }
+
+  @Get(':name/logs')
+  @Roles(ADMIN_ROLE)
+  public logs(@Param('name') name: string, @Query() query: LogsQueryDto): { lines: LogLine[] } {
+    return { lines: this.plugins.logs(name, query.tail) };
+  }
+
+  private view(descriptor: PluginDescriptor): PluginView {
+    return toPluginView(descriptor, {
+      status: this.plugins.status(descriptor),
+      restarts: this.plugins.restarts(descriptor.name),
+      lastError: this.plugins.lastError(descriptor.name),
+    });
+  }
+}

@@ -1,0 +1,159 @@
+import {
+  BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+
+import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
+import { PluginRegistry } from './manifest/plugin-registry.service';
+import { PluginException, PluginExceptionCode } from './plugin.exception';
+import type { PluginName, PluginStatus } from './plugin.types';
+import type { LogLine } from './process/log-ring-buffer';
+import { PluginProcessManager } from './process/plugin-process-manager.service';
+
+/** Where a running plugin's server can be reached. */
+export interface UpstreamTarget {
+  readonly descriptor: PluginDescriptor;
+  readonly port: number;
+  /** Process generation, to tell which process a connection belonged to. */
+  readonly generation: number;
+}
+
+/**
+ * Ties discovery to supervision: what is discovered, enabled and has a server is started;
+ * what disappears is stopped. The single place that answers "what state is plugin X in".
+ */
+@Injectable()
+export class PluginsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(PluginsService.name);
+  private discoveredFlag = false;
+  private drainingFlag = false;
+
+  public constructor(
+    private readonly registry: PluginRegistry,
+    private readonly processes: PluginProcessManager,
+  ) {}
+
+  public async onApplicationBootstrap(): Promise<void> {
+    await this.rescan();
+    this.discoveredFlag = true;
+  }
+
+  public beforeApplicationShutdown(): void {
+    this.drainingFlag = true;
+  }
+
+  /** Re-reads PLUGINS_DIR; starts what appeared, stops what vanished, restarts what changed. */
+  public async rescan(): Promise<RescanResult> {
+    const result = await this.registry.scan();
+    await Promise.all(result.removed.map((name) => this.processes.remove(name)));
+    const changed = new Set(result.changed);
+    for (const descriptor of this.registry.list()) {
+      if (!isRunnable(descriptor)) {
+        if (this.processes.snapshot(descriptor.name) !== undefined)
+          void this.processes.stop(descriptor.name);
+        continue;
+      }
+      const running = this.processes.snapshot(descriptor.name)?.state === 'running';
+      if (changed.has(descriptor.name) && running) void this.processes.restart(descriptor);
+      else void this.processes.start(descriptor);
+    }
+    this.logger.log({ event: 'rescan', ...result, plugins: this.registry.list().length });
+    return result;
+  }
+
+  public list(): PluginDescriptor[] {
+    return this.registry.list();
+  }
+
+  public get(name: PluginName): PluginDescriptor {
+    return this.registry.require(name);
+  }
+
+  public status(descriptor: PluginDescriptor): PluginStatus {
+    if (descriptor.invalidReason !== undefined) return 'invalid';
+    if (!descriptor.enabled) return 'disabled';
+    return this.processes.snapshot(descriptor.name)?.state ?? 'stopped';
+  }
+
+  public async setEnabled(name: PluginName, enabled: boolean): Promise<PluginDescriptor> {
+    const current = this.registry.require(name);
+    if (current.invalidReason !== undefined) {
+      throw new PluginException(
+        PluginExceptionCode.CONFLICT,
+        `plugin ${name} is invalid: ${current.invalidReason}`,
+      );
+    }
+    const descriptor = await this.registry.setEnabled(name, enabled);
+    if (!enabled) await this.processes.stop(name);
+    else if (isRunnable(descriptor)) void this.processes.start(descriptor);
+    return descriptor;
+  }
+
+  /** Admin restart; also the way out of `failed`. */
+  public restart(name: PluginName): PluginDescriptor {
+    const descriptor = this.registry.require(name);
+    if (!isRunnable(descriptor)) {
+      const why =
+        descriptor.invalidReason !== undefined
+          ? 'is invalid'
+          : !descriptor.enabled
+            ? 'is disabled'
+            : 'has no server';
+      throw new PluginException(PluginExceptionCode.CONFLICT, `plugin ${name} ${why}`);
+    }
+    void this.processes.restart(descriptor);
+    return descriptor;
+  }
+
+  public logs(name: PluginName, tail: number): LogLine[] {
+    this.registry.require(name);
+    return this.processes.tail(name, tail);
+  }
+
+  public restarts(name: PluginName): number {
+    return this.processes.snapshot(name)?.restarts ?? 0;
+  }
+
+  public lastError(name: PluginName): string | undefined {
+    return this.processes.snapshot(name)?.lastError;
+  }
+
+  /** The running server of a plugin, or UNKNOWN_PLUGIN / NOT_RUNNING. */
+  public upstream(name: PluginName): UpstreamTarget {
+    const descriptor = this.registry.get(name);
+    if (descriptor === undefined || descriptor.invalidReason !== undefined) {
+      throw new PluginException(PluginExceptionCode.UNKNOWN_PLUGIN, `unknown plugin ${name}`);
+    }
+    const snapshot = this.processes.snapshot(name);
+    if (snapshot?.state !== 'running' || snapshot.port === undefined) {
+      const status = this.status(descriptor);
+      throw new PluginException(
+        PluginExceptionCode.NOT_RUNNING,
+        `plugin ${name} is not running (${descriptor.manifest?.server === undefined ? 'no server' : status})`,
+      );
+    }
+    return { descriptor, port: snapshot.port, generation: snapshot.generation };
+  }
+
+  public get discovered(): boolean {
+    return this.discoveredFlag;
+  }
+
+  public get draining(): boolean {
+    return this.drainingFlag;
+  }
+
+  /** Enabled plugins whose server is still starting (readiness waits for them). */
+  public starting(): string[] {
+    return this.registry
+      .list()
+      .filter((d) => this.status(d) === 'starting')
+      .map((d) => d.name);
+  }
+}
+
+function isRunnable(d: PluginDescriptor): boolean {
+  return d.invalidReason === undefined && d.enabled && d.manifest?.server !== undefined;
+}

@@ -1,0 +1,343 @@
+import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+
+import {
+  BeforeApplicationShutdown,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { WebSocket, WebSocketServer } from 'ws';
+
+import { AuthException } from '../../auth/auth.exception';
+import {
+  Credential,
+  extractCredential,
+  PORTICO_SUBPROTOCOL,
+  stripBearerSubprotocol,
+  stripTokenQuery,
+} from '../../auth/credential-extractor';
+import type { Principal } from '../../auth/principal';
+import { TokenVerifier } from '../../auth/token-verifier.service';
+import { PorticoConfig } from '../../config/portico-config';
+import { redactUrl } from '../../logging/redact-url';
+import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
+import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import { isPluginName } from '../plugin.types';
+import type { PluginName } from '../plugin.types';
+import { PluginsService } from '../plugins.service';
+import type { ExitInfo } from '../process/plugin-supervisor';
+import { PluginProcessManager } from '../process/plugin-process-manager.service';
+import { PluginIdentityService } from '../secrets/plugin-identity.service';
+import { forwardableHeaders, forwardingHeaders } from './forwarded-headers';
+import { dialUpstream } from './upstream-dialer';
+import { CloseCode } from './ws-frame';
+import { RelayHooks, WsRelay } from './ws-relay';
+
+/** `/plugin-ws/<name>[/sub/path][?query]` */
+const ROUTE = /^\/plugin-ws\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/;
+const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+/** After a plugin socket drops without a close frame, how long to wait for its exit event. */
+const EXIT_WAIT_MS = 1000;
+
+class HandshakeRejection extends Error {
+  public constructor(
+    public readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The WebSocket proxy (CONTRACT.md §4). It owns the HTTP server's `upgrade` event: every
+ * upgrade is authenticated before anything else, the plugin's handshake is completed before
+ * the client's, and the two sockets are then spliced by a WsRelay. No stock Nest gateway runs
+ * on this server, so this router answers every upgrade itself.
+ */
+@Injectable()
+export class PluginProxyGateway
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, RelayHooks
+{
+  private readonly logger = new Logger(PluginProxyGateway.name);
+  private readonly relays = new Set<WsRelay>();
+  /** Sockets between upgrade and relay (dialing the plugin). */
+  private readonly pending = new Set<Socket>();
+  /** Clients accepted only to be told why they cannot connect (4404, 4503, ...). */
+  private readonly rejector = new WebSocketServer({ noServer: true, clientTracking: true });
+  private readonly lostWaits = new Map<WsRelay, NodeJS.Timeout>();
+  private readonly lastExit = new Map<PluginName, ExitInfo>();
+  private server: Server | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private draining = false;
+  private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
+    void this.handleUpgrade(req, socket, head);
+  };
+
+  public constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly config: PorticoConfig,
+    private readonly verifier: TokenVerifier,
+    private readonly plugins: PluginsService,
+    private readonly processes: PluginProcessManager,
+    private readonly identity: PluginIdentityService,
+  ) {}
+
+  public onApplicationBootstrap(): void {
+    this.server = this.adapterHost.httpAdapter.getHttpServer() as Server;
+    this.server.on('upgrade', this.onUpgrade);
+    this.processes.on('stopping', this.onPluginStopping);
+    this.processes.on('exit', this.onPluginExit);
+    if (this.config.WS_PING_INTERVAL_MS > 0) {
+      this.pingTimer = setInterval(() => {
+        for (const relay of this.relays) relay.tick();
+      }, this.config.WS_PING_INTERVAL_MS);
+    }
+  }
+
+  /** Host shutdown: refuse new upgrades, close every connection with 1001, wait for them. */
+  public async beforeApplicationShutdown(): Promise<void> {
+    this.draining = true;
+    this.server?.off('upgrade', this.onUpgrade);
+    this.processes.off('stopping', this.onPluginStopping);
+    this.processes.off('exit', this.onPluginExit);
+    if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    for (const timer of this.lostWaits.values()) clearTimeout(timer);
+    this.lostWaits.clear();
+    for (const socket of this.pending) socket.destroy();
+    for (const relay of this.relays) relay.closeBoth(CloseCode.GoingAway, 'server shutting down');
+    for (const ws of this.rejector.clients) ws.terminate();
+    this.rejector.close();
+    const deadline = Date.now() + Math.min(this.config.SHUTDOWN_GRACE_MS, 2000);
+    while (this.relays.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  public upstreamLost(relay: WsRelay): void {
+    const exit = this.lastExit.get(relay.plugin);
+    if (exit !== undefined && exit.generation === relay.generation) {
+      this.closeForExit(relay, exit.willRestart);
+      return;
+    }
+    // The socket usually drops a moment before the exit is seen; wait for it briefly.
+    this.lostWaits.set(
+      relay,
+      setTimeout(() => {
+        this.lostWaits.delete(relay);
+        relay.closeClient(CloseCode.InternalError, 'plugin connection lost');
+      }, EXIT_WAIT_MS),
+    );
+  }
+
+  public closed(relay: WsRelay): void {
+    this.relays.delete(relay);
+    const wait = this.lostWaits.get(relay);
+    if (wait !== undefined) clearTimeout(wait);
+    this.lostWaits.delete(relay);
+  }
+
+  private readonly onPluginStopping = (
+    name: PluginName,
+    generation: number,
+    willRestart: boolean,
+  ): void => {
+    for (const relay of this.relays) {
+      if (relay.plugin === name && relay.generation === generation) {
+        const code = willRestart ? CloseCode.ServiceRestart : CloseCode.InternalError;
+        relay.closeBoth(code, willRestart ? 'plugin restarting' : 'plugin stopped');
+      }
+    }
+  };
+
+  private readonly onPluginExit = (name: PluginName, info: ExitInfo): void => {
+    this.lastExit.set(name, info);
+    for (const [relay, timer] of this.lostWaits) {
+      if (relay.plugin === name && relay.generation === info.generation) {
+        clearTimeout(timer);
+        this.lostWaits.delete(relay);
+        this.closeForExit(relay, info.willRestart);
+      }
+    }
+    for (const relay of this.relays) {
+      if (relay.plugin === name && relay.generation === info.generation)
+        this.closeForExit(relay, info.willRestart);
+    }
+  };
+
+  private closeForExit(relay: WsRelay, willRestart: boolean): void {
+    if (willRestart) relay.closeClient(CloseCode.ServiceRestart, 'plugin restarting');
+    else relay.closeClient(CloseCode.InternalError, 'plugin stopped');
+  }
+
+  private async handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on('error', () => undefined);
+    const url = req.url ?? '/';
+    const match = ROUTE.exec(url);
+    if (this.draining) return this.reject(socket, req, 503, 'server shutting down');
+    if (match === null) return this.reject(socket, req, 404, 'no WebSocket endpoint here');
+    const name = decodeSegment(match[1] ?? '');
+    if (name === undefined || !isPluginName(name))
+      return this.reject(socket, req, 400, 'invalid plugin name');
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
+      return this.reject(socket, req, 400, 'not a WebSocket upgrade');
+
+    let credential: Credential | undefined;
+    let user: Principal;
+    try {
+      credential = extractCredential(req);
+      if (credential === undefined) throw new HandshakeRejection(401, 'missing credentials');
+      user = await this.verifier.verify(credential.token);
+      this.checkOrigin(req, credential);
+    } catch (err) {
+      if (err instanceof HandshakeRejection)
+        return this.reject(socket, req, err.status, err.message);
+      if (err instanceof AuthException) return this.reject(socket, req, 401, err.message);
+      throw err;
+    }
+    if (socket.destroyed) return;
+
+    const offered = stripBearerSubprotocol(req.headers['sec-websocket-protocol']);
+    let target;
+    try {
+      target = this.plugins.upstream(name);
+    } catch (err) {
+      return this.closeAfterAccept(req, socket, head, offered, err, name);
+    }
+
+    const path = `/ws${match[2] ?? ''}${stripTokenQuery(match[3] ?? '')}`;
+    const headers = forwardableHeaders(req.headers, {
+      ...forwardingHeaders(req),
+      ...this.identity.headersFor(name, user),
+    });
+    delete headers['sec-websocket-protocol'];
+    if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ');
+
+    this.pending.add(socket);
+    let upstream;
+    try {
+      upstream = await dialUpstream({
+        port: target.port,
+        path,
+        headers,
+        timeoutMs: this.config.WS_UPSTREAM_TIMEOUT_MS,
+      });
+    } catch (err) {
+      this.pending.delete(socket);
+      return this.closeAfterAccept(req, socket, head, offered, err, name);
+    } finally {
+      this.pending.delete(socket);
+    }
+    if (socket.destroyed || this.draining) {
+      upstream.socket.destroy();
+      socket.destroy();
+      return;
+    }
+    if (upstream.statusCode !== 101) {
+      upstream.socket.destroy();
+      const refused = new PluginException(
+        PluginExceptionCode.UPSTREAM_REFUSED,
+        `plugin answered the handshake with ${upstream.statusCode}`,
+      );
+      return this.closeAfterAccept(req, socket, head, offered, refused, name);
+    }
+
+    const chosen = upstream.headers['sec-websocket-protocol'];
+    const protocol =
+      chosen ??
+      (credential.source === 'subprotocol' && offered.includes(PORTICO_SUBPROTOCOL)
+        ? PORTICO_SUBPROTOCOL
+        : undefined);
+    let response =
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Accept: ${upstream.headers['sec-websocket-accept'] ?? ''}\r\n`;
+    if (protocol !== undefined) response += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+    const extensions = upstream.headers['sec-websocket-extensions'];
+    if (extensions !== undefined) response += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+
+    const relay = new WsRelay(
+      name,
+      target.generation,
+      socket,
+      upstream.socket,
+      target.descriptor.manifest?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      this,
+    );
+    this.relays.add(relay);
+    socket.write(response + '\r\n');
+    relay.start(head, upstream.rest);
+    socket.resume();
+    upstream.socket.resume();
+    this.logger.debug({ plugin: name, event: 'ws_open', user: user.id, path: redactUrl(path) });
+  }
+
+  /** Cross-site WebSocket hijacking guard: ambient credentials need a trusted Origin. */
+  private checkOrigin(req: IncomingMessage, credential: Credential): void {
+    if (credential.source !== 'cookie' && credential.source !== 'query') return;
+    const origin = req.headers.origin;
+    if (origin === undefined) return;
+    if (this.config.ALLOWED_ORIGINS.includes(origin)) return;
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host !== undefined && host === req.headers.host) return;
+    throw new HandshakeRejection(403, 'origin not allowed');
+  }
+
+  /** Plain HTTP answer to a refused upgrade, before any 101 (CONTRACT.md §4). */
+  private reject(socket: Socket, req: IncomingMessage, status: number, message: string): void {
+    this.logger.warn({
+      event: 'ws_rejected',
+      status,
+      reason: message,
+      url: redactUrl(req.url ?? ''),
+    });
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const error = STATUS_CODES[status] ?? 'Error';
+    const body = JSON.stringify({ statusCode: status, error, message });
+    socket.end(
+      `HTTP/1.1 ${status} ${error}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      () => socket.destroy(),
+    );
+  }
+
+  /** Completes the handshake only to close at once with a code a browser can read. */
+  private closeAfterAccept(
+    req: IncomingMessage,
+    socket: Socket,
+    head: Buffer,
+    offered: string[],
+    err: unknown,
+    name: PluginName,
+  ): void {
+    if (!(err instanceof PluginException)) throw err;
+    if (socket.destroyed) return;
+    const code = PLUGIN_EXCEPTION_STATUS[err.code].ws;
+    this.logger.warn({ plugin: name, event: 'ws_unavailable', code, reason: err.message });
+    const protocol = offered.includes(PORTICO_SUBPROTOCOL) ? PORTICO_SUBPROTOCOL : offered[0];
+    // ws negotiates from the header; offer it only what we are willing to answer.
+    req.headers['sec-websocket-protocol'] = protocol;
+    if (protocol === undefined) delete req.headers['sec-websocket-protocol'];
+    this.rejector.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      ws.on('error', () => undefined);
+      ws.close(code, err.message.slice(0, 120));
+    });
+  }
+}
+
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}

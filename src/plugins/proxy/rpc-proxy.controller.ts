@@ -1,0 +1,110 @@
+import { Agent, request } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream';
+
+import { All, Controller, Logger, OnApplicationShutdown, Param, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+
+import { stripTokenQuery } from '../../auth/credential-extractor';
+import { CurrentUser } from '../../auth/current-user.decorator';
+import type { Principal } from '../../auth/principal';
+import { sendPluginError } from '../../common/http-exception.filter';
+import { PorticoConfig } from '../../config/portico-config';
+import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import { PluginsService } from '../plugins.service';
+import { PluginIdentityService } from '../secrets/plugin-identity.service';
+import {
+  forwardableHeaders,
+  forwardingHeaders,
+  isHopByHopResponseHeader,
+} from './forwarded-headers';
+
+const RPC_PATH = /^\/api\/plugins\/[^/?]+\/rpc(\/[^?]*)?(\?.*)?$/;
+
+/**
+ * `ALL /api/plugins/:name/rpc/*path` (CONTRACT.md §3): a streaming HTTP proxy to the plugin's
+ * server. Bodies are piped both ways and never buffered; status, headers and body of the
+ * plugin's answer are passed back as they are.
+ */
+@Controller('api/plugins')
+export class RpcProxyController implements OnApplicationShutdown {
+  private readonly logger = new Logger(RpcProxyController.name);
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
+
+  public constructor(
+    private readonly config: PorticoConfig,
+    private readonly plugins: PluginsService,
+    private readonly identity: PluginIdentityService,
+  ) {}
+
+  public onApplicationShutdown(): void {
+    this.agent.destroy();
+  }
+
+  @All(':name/rpc{/*path}')
+  public proxy(
+    @Param('name') name: string,
+    @CurrentUser() user: Principal,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): void {
+    const target = this.plugins.upstream(name);
+    const match = RPC_PATH.exec(req.originalUrl);
+    const path = (match?.[1] ?? '/') + stripTokenQuery(match?.[2] ?? '');
+    const headers = forwardableHeaders(req.headers, {
+      ...forwardingHeaders(req),
+      ...this.identity.headersFor(name, user),
+    });
+    // Transfer-Encoding is hop-by-hop, but a chunked request body must stay chunked.
+    if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+
+    const upstream = request({
+      host: '127.0.0.1',
+      port: target.port,
+      method: req.method,
+      path,
+      headers,
+      agent: this.agent,
+    });
+    const timer = setTimeout(() => {
+      fail(
+        new PluginException(PluginExceptionCode.UPSTREAM_TIMEOUT, 'plugin did not answer in time'),
+      );
+    }, this.config.RPC_TIMEOUT_MS);
+    const fail = (err: PluginException): void => {
+      clearTimeout(timer);
+      upstream.destroy();
+      if (res.headersSent) res.destroy();
+      else {
+        this.logger.warn({ plugin: name, event: 'rpc_failed', reason: err.message });
+        sendPluginError(res, err);
+      }
+    };
+
+    upstream.on('response', (answer: IncomingMessage) => {
+      clearTimeout(timer);
+      const out: Record<string, string | string[]> = {};
+      for (const [key, value] of Object.entries(answer.headers)) {
+        if (value !== undefined && !isHopByHopResponseHeader(key)) out[key] = value;
+      }
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
+      pipeline(answer, res, () => undefined);
+    });
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' || !res.headersSent) {
+        fail(
+          new PluginException(
+            PluginExceptionCode.UPSTREAM_REFUSED,
+            `plugin request failed: ${err.code ?? err.message}`,
+          ),
+        );
+      } else res.destroy();
+    });
+    // A client that goes away takes its upstream request with it.
+    res.on('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) upstream.destroy();
+    });
+    pipeline(req, upstream, () => undefined);
+  }
+}

@@ -1,0 +1,221 @@
+import type { Socket } from 'node:net';
+
+import { FeedResult, FrameTracker } from './frame-tracker';
+import { CloseCode, closeFrame, controlFrame, Opcode } from './ws-frame';
+
+/** How long a closing side may take to flush before its socket is destroyed. */
+const CLOSE_FLUSH_MS = 1000;
+const PING_PAYLOAD = Buffer.from('portico');
+
+export interface RelayHooks {
+  /** The plugin's side went away without a close frame; answer with `closeClient`. */
+  upstreamLost(relay: WsRelay): void;
+  /** Both sockets are closed; the relay holds nothing any more. */
+  closed(relay: WsRelay): void;
+}
+
+/**
+ * Splices an accepted client WebSocket to its plugin's WebSocket byte for byte, after both
+ * handshakes are done. Frame headers are followed in both directions (never payloads), which is
+ * enough to inject close and ping frames between frames, to enforce the message size limit, and
+ * to tell a clean close from a vanished peer. Backpressure is the sockets' own: a side whose
+ * destination is full is paused until it drains.
+ */
+export class WsRelay {
+  private readonly toUpstream: FrameTracker;
+  private readonly toClient = new FrameTracker();
+  /** Close frames waiting for a frame boundary in their direction. */
+  private pendingClientClose: Buffer | undefined;
+  private pendingUpstreamClose: Buffer | undefined;
+  private clientDone = false;
+  private upstreamDone = false;
+  private clientClosed = false;
+  private upstreamClosed = false;
+  private clientHeard = true;
+  private pingOutstanding = false;
+  private missedPongs = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  public constructor(
+    public readonly plugin: string,
+    /** The plugin process generation this connection was made to. */
+    public readonly generation: number,
+    private readonly client: Socket,
+    private readonly upstream: Socket,
+    maxMessageBytes: number,
+    private readonly hooks: RelayHooks,
+  ) {
+    this.toUpstream = new FrameTracker(maxMessageBytes);
+  }
+
+  /** Starts relaying; `clientHead`/`upstreamHead` are bytes each side sent after its handshake. */
+  public start(clientHead: Buffer, upstreamHead: Buffer): void {
+    const { client, upstream } = this;
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    client.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    client.on('drain', () => upstream.resume());
+    upstream.on('drain', () => client.resume());
+    client.on('end', () => this.onClientEnd());
+    upstream.on('end', () => this.onUpstreamEnd());
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    client.on('close', () => this.onClientClose());
+    upstream.on('close', () => this.onUpstreamClose());
+    if (upstreamHead.length > 0) this.fromUpstream(upstreamHead);
+    if (clientHead.length > 0) this.fromClient(clientHead);
+  }
+
+  /** Sends the client a close frame (at the next frame boundary) and ends its socket. */
+  public closeClient(code: number, reason: string): void {
+    if (this.clientDone || this.clientClosed) return;
+    this.pendingClientClose = closeFrame(code, reason, false);
+    this.flushClientClose();
+    this.armFlushTimer();
+  }
+
+  /** Closes both sides with the same code, e.g. 1001 on host shutdown. */
+  public closeBoth(code: number, reason: string): void {
+    this.closeClient(code, reason);
+    this.closeUpstream(code, reason);
+  }
+
+  /** Keepalive, called on a shared interval: ping an idle client, drop one that stopped answering. */
+  public tick(): void {
+    if (this.clientDone || this.clientClosed) return;
+    if (this.clientHeard) {
+      this.clientHeard = false;
+      this.pingOutstanding = false;
+      this.missedPongs = 0;
+      return;
+    }
+    if (this.pingOutstanding) {
+      this.missedPongs += 1;
+      if (this.missedPongs >= 2) {
+        this.closeUpstream(CloseCode.GoingAway, 'client stopped answering pings');
+        this.client.destroy();
+        return;
+      }
+    }
+    if (this.toClient.atBoundary && this.pendingClientClose === undefined) {
+      this.client.write(controlFrame(Opcode.Ping, PING_PAYLOAD, false));
+      this.pingOutstanding = true;
+    }
+  }
+
+  public get isClosed(): boolean {
+    return this.clientClosed && this.upstreamClosed;
+  }
+
+  private closeUpstream(code: number, reason: string): void {
+    if (this.upstreamDone || this.upstreamClosed) return;
+    this.pendingUpstreamClose = closeFrame(code, reason, true);
+    this.flushUpstreamClose();
+    this.armFlushTimer();
+  }
+
+  private fromClient(chunk: Buffer): void {
+    this.clientHeard = true;
+    if (this.upstreamDone || this.upstreamClosed) return;
+    const result = this.toUpstream.feed(chunk);
+    if (result.kind === 'pass') {
+      if (!this.upstream.write(chunk)) this.client.pause();
+      this.flushUpstreamClose();
+      return;
+    }
+    this.onViolation(chunk, result);
+  }
+
+  private fromUpstream(chunk: Buffer): void {
+    if (this.clientDone) return;
+    this.toClient.feed(chunk);
+    if (!this.client.write(chunk)) this.upstream.pause();
+    this.flushClientClose();
+  }
+
+  private onViolation(chunk: Buffer, result: Extract<FeedResult, { kind: 'cut' }>): void {
+    if (result.at > 0) this.upstream.write(chunk.subarray(0, result.at));
+    const tooBig = result.violation === 'too-big';
+    const code = tooBig ? CloseCode.MessageTooBig : CloseCode.ProtocolError;
+    const reason = tooBig ? 'message too big' : 'invalid frame length';
+    // The offending frame was never forwarded, so the plugin's stream ends on a frame boundary
+    // unless its header began in an earlier chunk.
+    if (result.at > 0 || this.toUpstream.frames > 0) this.closeUpstream(code, reason);
+    this.upstreamDone = true;
+    if (this.pendingUpstreamClose === undefined) this.upstream.destroy();
+    this.client.pause();
+    this.closeClient(code, reason);
+  }
+
+  private flushClientClose(): void {
+    const frame = this.pendingClientClose;
+    if (frame === undefined || !this.toClient.atBoundary) return;
+    this.pendingClientClose = undefined;
+    this.clientDone = true;
+    this.client.end(frame);
+  }
+
+  private flushUpstreamClose(): void {
+    const frame = this.pendingUpstreamClose;
+    if (frame === undefined || !this.toUpstream.atBoundary) return;
+    this.pendingUpstreamClose = undefined;
+    this.upstreamDone = true;
+    this.upstream.end(frame);
+  }
+
+  /** The client finished sending: after its close frame that is the normal end, else it vanished. */
+  private onClientEnd(): void {
+    if (this.toUpstream.closeSeen) {
+      this.upstream.end();
+      return;
+    }
+    this.upstream.destroy();
+    this.client.destroy();
+  }
+
+  /** Plugin sockets do not stay half-open: an end without a close frame is reported on 'close'. */
+  private onUpstreamEnd(): void {
+    if (this.toClient.closeSeen && !this.clientDone) this.client.end();
+  }
+
+  private onClientClose(): void {
+    this.clientClosed = true;
+    // A client that vanished without a close frame is reported to the plugin as 1006.
+    if (!this.upstreamClosed) {
+      if (this.toUpstream.closeSeen || this.pendingUpstreamClose !== undefined)
+        this.armFlushTimer();
+      else this.upstream.destroy();
+    }
+    this.maybeClosed();
+  }
+
+  private onUpstreamClose(): void {
+    this.upstreamClosed = true;
+    if (!this.clientClosed) {
+      if (this.toClient.closeSeen) {
+        if (!this.clientDone) this.client.end();
+        this.armFlushTimer();
+      } else if (this.pendingClientClose === undefined && !this.clientDone) {
+        this.hooks.upstreamLost(this);
+      }
+    }
+    this.maybeClosed();
+  }
+
+  /** Whatever is still open after a close has had its chance to flush gets destroyed. */
+  private armFlushTimer(): void {
+    if (this.flushTimer !== undefined) return;
+    this.flushTimer = setTimeout(() => {
+      this.client.destroy();
+      this.upstream.destroy();
+    }, CLOSE_FLUSH_MS);
+  }
+
+  private maybeClosed(): void {
+    if (!this.isClosed) return;
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.hooks.closed(this);
+  }
+}

@@ -1,0 +1,159 @@
+import { symlinkSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { http } from '../helpers/http-client';
+import { pluginsDirWith } from '../helpers/plugins-dir';
+import { FIXTURE_PLUGINS, startTestApp, TestApp } from '../helpers/test-app';
+import { waitFor } from '../helpers/wait';
+
+interface View {
+  name: string;
+  status: string;
+  enabled: boolean;
+  restarts: number;
+  invalidReason?: string;
+  displayName?: string;
+  secrets: unknown[];
+}
+
+describe('management API /api/plugins', () => {
+  let t: TestApp;
+  let plugins: ReturnType<typeof pluginsDirWith>;
+  const get = (path: string, token = t.token()) => http(t.baseUrl, 'GET', path, { token });
+
+  beforeAll(async () => {
+    plugins = pluginsDirWith(['bundled:echo', 'invalid-manifest', 'bad-json', 'no-server']);
+    t = await startTestApp({ pluginsDir: plugins.dir });
+    await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+  });
+
+  afterAll(async () => {
+    await t.close();
+    plugins.remove();
+  });
+
+  it('serves liveness and readiness without credentials', async () => {
+    expect((await http(t.baseUrl, 'GET', '/healthz')).status).toBe(200);
+    expect((await http(t.baseUrl, 'GET', '/readyz')).status).toBe(200);
+  });
+
+  it('rejects requests without a valid token with 401 and the error shape', async () => {
+    const res = await http(t.baseUrl, 'GET', '/api/plugins');
+    expect(res.status).toBe(401);
+    expect(res.json).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
+    const expired = await get('/api/plugins', t.token({ expiresInSeconds: -120 }));
+    expect(expired.status).toBe(401);
+  });
+
+  it('lists every plugin, invalid ones with their reason', async () => {
+    const res = await get('/api/plugins');
+    expect(res.status).toBe(200);
+    const list = res.json as View[];
+    const byName = new Map(list.map((v) => [v.name, v]));
+    expect(byName.get('echo')).toMatchObject({
+      status: 'running',
+      enabled: true,
+      displayName: 'Echo',
+      secrets: [],
+    });
+    expect(byName.get('invalid-manifest')).toMatchObject({ status: 'invalid' });
+    expect(byName.get('invalid-manifest')?.invalidReason).toMatch(/entry/);
+    expect(byName.get('bad-json')?.status).toBe('invalid');
+    expect(byName.get('bad-json')?.invalidReason).toMatch(/JSON/i);
+  });
+
+  it('returns one plugin and its manifest', async () => {
+    expect((await get('/api/plugins/echo')).json).toMatchObject({ name: 'echo' });
+    const manifest = await get('/api/plugins/echo/manifest');
+    expect(manifest.json).toMatchObject({ name: 'echo', server: 'server.js' });
+  });
+
+  it('answers 404 for an unknown plugin', async () => {
+    const res = await get('/api/plugins/nope');
+    expect(res.status).toBe(404);
+    expect(res.json).toMatchObject({ statusCode: 404, error: 'Not Found' });
+  });
+
+  it('needs the admin role for mutations', async () => {
+    const res = await http(t.baseUrl, 'PUT', '/api/plugins/echo/enable', {
+      token: t.token(),
+      body: { enabled: false },
+    });
+    expect(res.status).toBe(403);
+    expect((await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token: t.token() })).status).toBe(
+      403,
+    );
+    expect((await get('/api/plugins/echo/logs')).status).toBe(403);
+  });
+
+  it('answers 400 with validation messages for a bad body', async () => {
+    const res = await http(t.baseUrl, 'PUT', '/api/plugins/echo/enable', {
+      token: t.adminToken(),
+      body: { enabled: 'yes' },
+    });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.json)).toMatch(/enabled must be a boolean/);
+    const bad = await get('/api/plugins/echo/logs?tail=0', t.adminToken());
+    expect(bad.status).toBe(400);
+  });
+
+  it('answers 409 for restarting a plugin without a server', async () => {
+    const res = await http(t.baseUrl, 'POST', '/api/plugins/no-server/restart', {
+      token: t.adminToken(),
+    });
+    expect(res.status).toBe(409);
+  });
+
+  it('disables and enables a plugin, and the flag survives a restart of the host', async () => {
+    const off = await http(t.baseUrl, 'PUT', '/api/plugins/echo/enable', {
+      token: t.adminToken(),
+      body: { enabled: false },
+    });
+    expect(off.status).toBe(200);
+    expect(off.json).toMatchObject({ enabled: false, status: 'disabled' });
+
+    const second = await startTestApp({
+      pluginsDir: plugins.dir,
+      env: { DATA_DIR: t.config.DATA_DIR },
+      keepDataDir: true,
+    });
+    try {
+      const seen = await http(second.baseUrl, 'GET', '/api/plugins/echo', {
+        token: second.token(),
+      });
+      expect(seen.json).toMatchObject({ enabled: false, status: 'disabled' });
+    } finally {
+      await second.close();
+    }
+
+    const on = await http(t.baseUrl, 'PUT', '/api/plugins/echo/enable', {
+      token: t.adminToken(),
+      body: { enabled: true },
+    });
+    expect(on.json).toMatchObject({ enabled: true });
+    await waitFor(async () => ((await get('/api/plugins/echo')).json as View).status === 'running');
+  });
+
+  it('rescan picks up added and removed plugin folders', async () => {
+    const link = join(plugins.dir, 'crash-later');
+    symlinkSync(join(FIXTURE_PLUGINS, 'crash-later'), link);
+    const added = await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token: t.adminToken() });
+    expect(added.status).toBe(200);
+    expect(added.json).toMatchObject({ added: ['crash-later'], removed: [] });
+    await waitFor(
+      async () => ((await get('/api/plugins/crash-later')).json as View).status === 'running',
+    );
+    unlinkSync(link);
+    const removed = await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token: t.adminToken() });
+    expect(removed.json).toMatchObject({ added: [], removed: ['crash-later'] });
+    expect((await get('/api/plugins/crash-later')).status).toBe(404);
+  });
+
+  it('returns the last log lines to an admin', async () => {
+    const res = await get('/api/plugins/echo/logs?tail=2', t.adminToken());
+    expect(res.status).toBe(200);
+    const lines = (res.json as { lines: { line: string; stream: string }[] }).lines;
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.length).toBeLessThanOrEqual(2);
+  });
+});

@@ -1,0 +1,189 @@
+import { http } from '../helpers/http-client';
+import { pluginsDirWith } from '../helpers/plugins-dir';
+import { startTestApp, TestApp } from '../helpers/test-app';
+import { isGone, waitFor } from '../helpers/wait';
+
+interface View {
+  name: string;
+  status: string;
+  restarts: number;
+  lastError?: string;
+}
+
+const PLUGINS = [
+  'never-ready',
+  'crash-at-start',
+  'crash-later',
+  'garbage-before-ready',
+  'ignore-sigterm',
+  'grandchild',
+  'env-dump',
+  'stdout-spam',
+  'slow-ready',
+];
+
+describe('plugin process supervision (real subprocesses)', () => {
+  let t: TestApp;
+  let plugins: ReturnType<typeof pluginsDirWith>;
+
+  const view = async (name: string): Promise<View> =>
+    (await http(t.baseUrl, 'GET', `/api/plugins/${name}`, { token: t.token() })).json as View;
+  const statusOf = async (name: string): Promise<string> => (await view(name)).status;
+  const rpc = async (name: string, path: string, method = 'GET'): Promise<unknown> =>
+    (await http(t.baseUrl, method, `/api/plugins/${name}/rpc${path}`, { token: t.token() })).json;
+  const waitStatus = (name: string, status: string, ms = 10_000): Promise<true> =>
+    waitFor(async () => (await statusOf(name)) === status, ms, `${name} to be ${status}`);
+
+  beforeAll(async () => {
+    plugins = pluginsDirWith(PLUGINS);
+    t = await startTestApp({ pluginsDir: plugins.dir });
+  });
+
+  afterAll(async () => {
+    await t.close();
+    plugins.remove();
+  });
+
+  it('finds the ready line after garbage output', async () => {
+    await waitStatus('garbage-before-ready', 'running');
+  });
+
+  it('is not ready while a plugin is starting, then ready', async () => {
+    // slow-ready takes 1.5 s; readiness follows once nothing is starting.
+    await waitStatus('slow-ready', 'running');
+    await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+  });
+
+  it('gives up on a server that never gets ready: failed, with the reason', async () => {
+    await waitStatus('never-ready', 'failed', 15_000);
+    const v = await view('never-ready');
+    expect(v.lastError).toMatch(/not ready within 500 ms/);
+    expect(v.restarts).toBe(1);
+  });
+
+  it('restarts a server that crashes at start, then marks it failed', async () => {
+    await waitStatus('crash-at-start', 'failed', 15_000);
+    const v = await view('crash-at-start');
+    expect(v.lastError).toMatch(/exited before ready with code 3.*gave up after 3/);
+    expect(v.restarts).toBe(2);
+    const logs = await http(t.baseUrl, 'GET', '/api/plugins/crash-at-start/logs?tail=50', {
+      token: t.adminToken(),
+    });
+    const lines = (logs.json as { lines: { stream: string; line: string }[] }).lines;
+    expect(lines.filter((l) => l.stream === 'stderr').length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('an admin restart clears failed', async () => {
+    await waitStatus('crash-at-start', 'failed', 15_000);
+    const res = await http(t.baseUrl, 'POST', '/api/plugins/crash-at-start/restart', {
+      token: t.adminToken(),
+    });
+    expect(res.status).toBe(202);
+    expect((res.json as View).status).not.toBe('failed');
+    await waitStatus('crash-at-start', 'failed', 15_000);
+  });
+
+  it('restarts a server that crashes later, with a new process', async () => {
+    await waitStatus('crash-later', 'running');
+    const before = (await rpc('crash-later', '/pid')) as { pid: number };
+    await http(t.baseUrl, 'POST', '/api/plugins/crash-later/rpc/crash', { token: t.token() });
+    await waitFor(async () => {
+      const v = await view('crash-later');
+      return v.status === 'running' && v.restarts === 1;
+    });
+    const after = (await rpc('crash-later', '/pid')) as { pid: number };
+    expect(after.pid).not.toBe(before.pid);
+    expect(isGone(before.pid)).toBe(true);
+  });
+
+  it('gives the server only the minimal environment', async () => {
+    await waitStatus('env-dump', 'running');
+    const env = (await rpc('env-dump', '/env')) as Record<string, string>;
+    expect(Object.keys(env).sort()).toEqual([
+      'HOME',
+      'NODE_ENV',
+      'PATH',
+      'PLUGIN_DATA_DIR',
+      'PLUGIN_IDENTITY_SECRET',
+      'PLUGIN_NAME',
+    ]);
+    expect(env.PLUGIN_NAME).toBe('env-dump');
+    expect(env.PLUGIN_IDENTITY_SECRET).toMatch(/^[0-9a-f]{64}$/);
+    expect(env.PLUGIN_IDENTITY_SECRET).not.toContain(t.config.JWT_SECRET);
+  });
+
+  it('keeps the last lines of output for the logs API', async () => {
+    await waitStatus('stdout-spam', 'running');
+    await waitFor(async () => {
+      const res = await http(t.baseUrl, 'GET', '/api/plugins/stdout-spam/logs?tail=3', {
+        token: t.adminToken(),
+      });
+      const lines = (res.json as { lines: { line: string }[] }).lines.map((l) => l.line);
+      return lines.length === 3 && lines.some((l) => l.startsWith('err 10'));
+    });
+  });
+
+  it('kills a server that ignores SIGTERM after the grace period', async () => {
+    await waitStatus('ignore-sigterm', 'running');
+    const res = await http(t.baseUrl, 'PUT', '/api/plugins/ignore-sigterm/enable', {
+      token: t.adminToken(),
+      body: { enabled: false },
+    });
+    expect(res.status).toBe(200);
+    expect((res.json as View).status).toBe('disabled');
+    const logs = await http(t.baseUrl, 'GET', '/api/plugins/ignore-sigterm/logs?tail=5', {
+      token: t.adminToken(),
+    });
+    const text = JSON.stringify(logs.json);
+    expect(text).toContain('SIGKILL');
+  }, 20_000);
+
+  it('stops the whole process group, grandchildren included', async () => {
+    await waitStatus('grandchild', 'running');
+    const pids = (await rpc('grandchild', '/pids')) as { pid: number; grandchild: number };
+    expect(isGone(pids.grandchild)).toBe(false);
+    await http(t.baseUrl, 'PUT', '/api/plugins/grandchild/enable', {
+      token: t.adminToken(),
+      body: { enabled: false },
+    });
+    await waitFor(() => isGone(pids.pid) && isGone(pids.grandchild), 10_000, 'both pids gone');
+  });
+
+  it('shares one start between concurrent enable requests', async () => {
+    await http(t.baseUrl, 'PUT', '/api/plugins/grandchild/enable', {
+      token: t.adminToken(),
+      body: { enabled: false },
+    });
+    const before = (await view('grandchild')).restarts;
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        http(t.baseUrl, 'PUT', '/api/plugins/grandchild/enable', {
+          token: t.adminToken(),
+          body: { enabled: true },
+        }),
+      ),
+    );
+    await waitStatus('grandchild', 'running');
+    expect((await view('grandchild')).restarts).toBe(before + 1);
+  });
+});
+
+describe('host shutdown', () => {
+  it('leaves no plugin process behind', async () => {
+    const plugins = pluginsDirWith(['grandchild', 'ignore-sigterm', 'crash-later']);
+    const t = await startTestApp({ pluginsDir: plugins.dir });
+    try {
+      await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+      const pids = (
+        await http(t.baseUrl, 'GET', '/api/plugins/grandchild/rpc/pids', { token: t.token() })
+      ).json as { pid: number; grandchild: number };
+      const crash = (
+        await http(t.baseUrl, 'GET', '/api/plugins/crash-later/rpc/pid', { token: t.token() })
+      ).json as { pid: number };
+      await t.close();
+      for (const pid of [pids.pid, pids.grandchild, crash.pid]) expect(isGone(pid)).toBe(true);
+    } finally {
+      plugins.remove();
+    }
+  }, 20_000);
+});

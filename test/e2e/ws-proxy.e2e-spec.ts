@@ -1,0 +1,292 @@
+import { createHmac, hkdfSync } from 'node:crypto';
+
+import { WebSocket } from 'ws';
+
+import { http } from '../helpers/http-client';
+import { pluginsDirWith } from '../helpers/plugins-dir';
+import { startTestApp, TestApp } from '../helpers/test-app';
+import { waitFor } from '../helpers/wait';
+import { connect, open, WsConnection } from '../helpers/ws-client';
+
+const PLUGINS = [
+  'bundled:echo',
+  'close-codes',
+  'headers',
+  'refuses-ws',
+  'hangs-ws',
+  'crash-later',
+  'big-frames',
+  'no-server',
+];
+
+function bearerProtocol(token: string): string {
+  return `base64url.bearer.authorization.portico.${Buffer.from(token).toString('base64url')}`;
+}
+
+describe('WebSocket proxy /plugin-ws/:name', () => {
+  let t: TestApp;
+  let plugins: ReturnType<typeof pluginsDirWith>;
+  const conns: WsConnection[] = [];
+  const url = (path: string): string => `${t.wsUrl}${path}`;
+  const track = (c: WsConnection): WsConnection => {
+    conns.push(c);
+    return c;
+  };
+
+  beforeAll(async () => {
+    plugins = pluginsDirWith(PLUGINS);
+    t = await startTestApp({
+      pluginsDir: plugins.dir,
+      env: { WS_UPSTREAM_TIMEOUT_MS: '500' },
+    });
+    await waitFor(async () => {
+      const res = await http(t.baseUrl, 'GET', '/readyz');
+      return res.status === 200;
+    }, 15_000, 'readiness');
+  });
+
+  afterEach(() => {
+    for (const c of conns.splice(0)) c.ws.terminate();
+  });
+
+  afterAll(async () => {
+    await t.close();
+    plugins.remove();
+  });
+
+  describe('handshake refusals happen before any 101', () => {
+    it('answers 401 without credentials', async () => {
+      const r = await connect(url('/plugin-ws/echo'));
+      expect(r).toMatchObject({ kind: 'rejected', status: 401 });
+    });
+
+    it('answers 401 for an expired token', async () => {
+      const r = await connect(url('/plugin-ws/echo'), {
+        token: t.token({ expiresInSeconds: -120 }),
+      });
+      expect(r).toMatchObject({ kind: 'rejected', status: 401 });
+    });
+
+    it('answers 401 for a token signed with another key', async () => {
+      const forged = t.token().replace(/\.[^.]+$/, '.AAAA');
+      const r = await connect(url('/plugin-ws/echo'), { token: forged });
+      expect(r).toMatchObject({ kind: 'rejected', status: 401 });
+    });
+
+    it('answers 400 for an invalid plugin name', async () => {
+      const r = await connect(url('/plugin-ws/bad%20name'), { token: t.token() });
+      expect(r).toMatchObject({ kind: 'rejected', status: 400 });
+    });
+
+    it('answers 404 for upgrades outside /plugin-ws', async () => {
+      const r = await connect(url('/somewhere-else'), { token: t.token() });
+      expect(r).toMatchObject({ kind: 'rejected', status: 404 });
+    });
+
+    it('answers 403 for a cookie credential from a foreign origin', async () => {
+      const r = await connect(url('/plugin-ws/echo'), {
+        headers: { cookie: `portico_token=${t.token()}`, origin: 'https://evil.example' },
+      });
+      expect(r).toMatchObject({ kind: 'rejected', status: 403 });
+    });
+  });
+
+  describe('an authenticated client whose plugin cannot be reached', () => {
+    it.each([
+      ['an unknown plugin', 'nope', 4404],
+      ['a plugin without a server', 'no-server', 4503],
+      ['a plugin refusing the upgrade', 'refuses-ws', 4502],
+      ['a plugin that never answers the upgrade', 'hangs-ws', 4504],
+    ])('closes %s with a readable code', async (_what, name, code) => {
+      const c = track(await open(url(`/plugin-ws/${name}`), { token: t.token() }));
+      const closed = await c.closed;
+      expect(closed.code).toBe(code);
+      expect(closed.reason.length).toBeGreaterThan(0);
+    });
+  });
+
+  describe('relaying', () => {
+    it('delivers 10,000 messages sent right after open, complete and in order', async () => {
+      const c = track(await open(url('/plugin-ws/echo'), { token: t.token() }));
+      const count = 10_000;
+      for (let i = 0; i < count; i++) {
+        if (i % 2 === 0) c.ws.send(`msg ${i}`);
+        else c.ws.send(Buffer.from(`bin ${i}`), { binary: true });
+      }
+      await waitFor(() => c.received.length >= count, 20_000, 'all echoes');
+      expect(c.received).toHaveLength(count);
+      c.received.forEach((m, i) => {
+        expect(m.isBinary).toBe(i % 2 === 1);
+        expect(m.data.toString()).toBe(i % 2 === 0 ? `msg ${i}` : `bin ${i}`);
+      });
+    });
+
+    it('round-trips a 16 MiB binary message unchanged', async () => {
+      const c = track(await open(url('/plugin-ws/echo'), { token: t.token() }));
+      const payload = Buffer.alloc(16 * 1024 * 1024);
+      for (let i = 0; i < payload.length; i += 4) payload.writeUInt32LE(i, i);
+      c.ws.send(payload);
+      const echoed = await c.next();
+      expect(echoed.isBinary).toBe(true);
+      expect(echoed.data.equals(payload)).toBe(true);
+    });
+
+    it('passes fragmented messages through as one message', async () => {
+      const c = track(await open(url('/plugin-ws/echo'), { token: t.token() }));
+      c.ws.send('hel', { fin: false });
+      c.ws.send('lo ', { fin: false });
+      c.ws.send('world', { fin: true });
+      const m = await c.next();
+      expect(m.data.toString()).toBe('hello world');
+      expect(m.isBinary).toBe(false);
+    });
+
+    it('passes ping and pong through both ways', async () => {
+      const c = track(await open(url('/plugin-ws/echo'), { token: t.token() }));
+      const pong = new Promise<Buffer>((resolve) => c.ws.once('pong', resolve));
+      c.ws.ping(Buffer.from('are you there'));
+      expect((await pong).toString()).toBe('are you there');
+    });
+
+    it('closes a message over maxMessageBytes with 1009', async () => {
+      const c = track(await open(url('/plugin-ws/big-frames'), { token: t.token() }));
+      c.ws.send(Buffer.alloc(1024 * 1024 + 1));
+      expect((await c.closed).code).toBe(1009);
+    });
+
+    it('lets a message of exactly maxMessageBytes through', async () => {
+      const c = track(await open(url('/plugin-ws/big-frames'), { token: t.token() }));
+      c.ws.send(Buffer.alloc(1024 * 1024, 7));
+      const m = await c.next();
+      expect(m.data.length).toBe(1024 * 1024);
+    });
+  });
+
+  describe('close codes', () => {
+    it('passes the client close code and reason to the plugin', async () => {
+      const c = track(await open(url('/plugin-ws/close-codes'), { token: t.token() }));
+      c.ws.close(4000, 'client says bye');
+      expect(await c.closed).toEqual({ code: 4000, reason: 'client says bye' });
+      const last = await waitFor(async () => {
+        const res = await http(t.baseUrl, 'GET', '/api/plugins/close-codes/rpc/last-close', {
+          token: t.token(),
+        });
+        return (res.json as { code: number | null }).code !== null ? res.json : undefined;
+      });
+      expect(last).toEqual({ code: 4000, reason: 'client says bye' });
+    });
+
+    it("passes the plugin's close code and reason to the client", async () => {
+      const c = track(await open(url('/plugin-ws/close-codes'), { token: t.token() }));
+      c.ws.send('close-4001');
+      expect(await c.closed).toEqual({ code: 4001, reason: 'bye from plugin' });
+    });
+
+    it('closes with 1012 when the plugin process dies and will restart', async () => {
+      const c = track(await open(url('/plugin-ws/crash-later'), { token: t.token() }));
+      c.ws.send('crash');
+      expect((await c.closed).code).toBe(1012);
+      const again = track(
+        await waitFor(async () => {
+          const r = await connect(url('/plugin-ws/crash-later'), { token: t.token() });
+          if (r.kind !== 'open') return undefined;
+          const first = await Promise.race([
+            r.conn.closed.then(() => undefined),
+            (async () => {
+              r.conn.ws.send('still alive?');
+              return r.conn.next();
+            })(),
+          ]);
+          return first === undefined ? undefined : r.conn;
+        }, 10_000, 'the restarted plugin'),
+      );
+      expect(again.received[0]?.data.toString()).toBe('still alive?');
+    });
+  });
+
+  describe('subprotocols and credentials', () => {
+    it('returns the subprotocol the plugin chose', async () => {
+      const c = track(
+        await open(url('/plugin-ws/headers'), {
+          token: t.token(),
+          protocols: ['other', 'chosen-proto'],
+        }),
+      );
+      expect(c.ws.protocol).toBe('chosen-proto');
+      const seen = JSON.parse((await c.next()).data.toString()) as { protocol: string };
+      expect(seen.protocol).toBe('chosen-proto');
+    });
+
+    it('answers portico for a bearer-subprotocol client when the plugin picks none', async () => {
+      const c = track(
+        await open(url('/plugin-ws/headers'), {
+          protocols: ['portico', bearerProtocol(t.token())],
+        }),
+      );
+      expect(c.ws.protocol).toBe('portico');
+      const seen = JSON.parse((await c.next()).data.toString()) as {
+        headers: Record<string, string>;
+      };
+      expect(seen.headers['sec-websocket-protocol']).toBe('portico');
+    });
+
+    it('strips every credential and spoofed header, and adds a verifiable identity', async () => {
+      const token = t.token({ sub: 'alice', name: 'Alice Liddell', roles: ['user', 'dev'] });
+      const c = track(
+        await open(url(`/plugin-ws/headers/sub/path?token=${token}&keep=1`), {
+          headers: {
+            cookie: `portico_token=${token}; other=1`,
+            'x-plugin-user-id': 'mallory',
+            'x-forwarded-for': '6.6.6.6',
+          },
+        }),
+      );
+      const seen = JSON.parse((await c.next()).data.toString()) as {
+        url: string;
+        headers: Record<string, string>;
+      };
+      expect(seen.url).toBe('/ws/sub/path?keep=1');
+      const raw = JSON.stringify(seen);
+      expect(raw).not.toContain(token);
+      expect(seen.headers.authorization).toBeUndefined();
+      expect(seen.headers.cookie).toBeUndefined();
+      expect(seen.headers['x-plugin-user-id']).toBe('alice');
+      expect(decodeURIComponent(seen.headers['x-plugin-user-name'] ?? '')).toBe('Alice Liddell');
+      expect(seen.headers['x-plugin-user-roles']).toBe('user,dev');
+      expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+      const key = Buffer.from(
+        hkdfSync(
+          'sha256',
+          Buffer.from(t.config.SECRETS_KEY ?? '', 'base64'),
+          'portico/plugin-identity/v1',
+          'plugin:headers',
+          32,
+        ),
+      ).toString('hex');
+      const iat = seen.headers['x-plugin-user-iat'];
+      const expected = createHmac('sha256', key)
+        .update(`headers\nalice\nAlice Liddell\n${iat}`)
+        .digest('hex');
+      expect(seen.headers['x-plugin-user-signature']).toBe(expected);
+    });
+  });
+});
+
+describe('host shutdown', () => {
+  it('closes every proxied connection with 1001', async () => {
+    const plugins = pluginsDirWith(['bundled:echo']);
+    const t = await startTestApp({ pluginsDir: plugins.dir });
+    try {
+      await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+      const c = await open(`${t.wsUrl}/plugin-ws/echo`, { token: t.token() });
+      c.ws.send('hello');
+      await c.next();
+      const closing = t.close();
+      expect((await c.closed).code).toBe(1001);
+      await closing;
+      expect(c.ws.readyState).toBe(WebSocket.CLOSED);
+    } finally {
+      plugins.remove();
+    }
+  });
+});
