@@ -80,9 +80,9 @@ describe('management API /api/plugins', () => {
       body: { enabled: false },
     });
     expect(res.status).toBe(403);
-    expect((await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token: t.token() })).status).toBe(
-      403,
-    );
+    expect(
+      (await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token: t.token() })).status,
+    ).toBe(403);
     expect((await get('/api/plugins/echo/logs')).status).toBe(403);
   });
 

@@ -165,7 +165,9 @@ describe('RPC proxy /api/plugins/:name/rpc/*', () => {
   });
 
   it('answers 504 when the plugin does not answer in time', async () => {
-    const res = await http(t.baseUrl, 'GET', '/api/plugins/hangs-ws/rpc/hang', { token: t.token() });
+    const res = await http(t.baseUrl, 'GET', '/api/plugins/hangs-ws/rpc/hang', {
+      token: t.token(),
+    });
     expect(res.status).toBe(504);
     expect(res.json).toMatchObject({ statusCode: 504 });
   });

@@ -39,10 +39,14 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
       pluginsDir: plugins.dir,
       env: { WS_UPSTREAM_TIMEOUT_MS: '500' },
     });
-    await waitFor(async () => {
-      const res = await http(t.baseUrl, 'GET', '/readyz');
-      return res.status === 200;
-    }, 15_000, 'readiness');
+    await waitFor(
+      async () => {
+        const res = await http(t.baseUrl, 'GET', '/readyz');
+        return res.status === 200;
+      },
+      15_000,
+      'readiness',
+    );
   });
 
   afterEach(() => {
@@ -187,18 +191,22 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
       c.ws.send('crash');
       expect((await c.closed).code).toBe(1012);
       const again = track(
-        await waitFor(async () => {
-          const r = await connect(url('/plugin-ws/crash-later'), { token: t.token() });
-          if (r.kind !== 'open') return undefined;
-          const first = await Promise.race([
-            r.conn.closed.then(() => undefined),
-            (async () => {
-              r.conn.ws.send('still alive?');
-              return r.conn.next();
-            })(),
-          ]);
-          return first === undefined ? undefined : r.conn;
-        }, 10_000, 'the restarted plugin'),
+        await waitFor(
+          async () => {
+            const r = await connect(url('/plugin-ws/crash-later'), { token: t.token() });
+            if (r.kind !== 'open') return undefined;
+            const first = await Promise.race([
+              r.conn.closed.then(() => undefined),
+              (async () => {
+                r.conn.ws.send('still alive?');
+                return r.conn.next();
+              })(),
+            ]);
+            return first === undefined ? undefined : r.conn;
+          },
+          10_000,
+          'the restarted plugin',
+        ),
       );
       expect(again.received[0]?.data.toString()).toBe('still alive?');
     });

@@ -20,6 +20,10 @@ class RecordingListener implements SupervisorListener {
   public readonly states: SupervisorState[] = [];
   public readonly exits: ExitInfo[] = [];
   public readonly lines: string[] = [];
+  public readonly stops: { generation: number; willRestart: boolean }[] = [];
+  public stopping(_name: string, generation: number, willRestart: boolean): void {
+    this.stops.push({ generation, willRestart });
+  }
   public stateChanged(_name: string, state: SupervisorState): void {
     this.states.push(state);
   }
@@ -256,6 +260,7 @@ describe('PluginSupervisor', () => {
       let stopped = false;
       const stopping = supervisor.stop().then(() => (stopped = true));
       expect(supervisor.snapshot()).toMatchObject({ state: 'stopped', port: undefined });
+      expect(listener.stops).toEqual([{ generation: 1, willRestart: false }]);
       expect(spawner.last.signals).toEqual(['SIGTERM']);
       await flush();
       expect(stopped).toBe(false);
@@ -327,6 +332,7 @@ describe('PluginSupervisor', () => {
       spawner.last.ready(1);
       const restarted = supervisor.restart();
       expect(supervisor.snapshot().state).toBe('restarting');
+      expect(listener.stops).toEqual([{ generation: 1, willRestart: true }]);
       expect(spawner.children[0]?.signals).toEqual(['SIGTERM']);
       spawner.children[0]?.exit(0);
       expect(listener.exits[0]).toMatchObject({ expected: true, willRestart: true });

@@ -1,0 +1,130 @@
+import { FrameTracker } from '../../../src/plugins/proxy/frame-tracker';
+import { closeFrame, controlFrame, Opcode } from '../../../src/plugins/proxy/ws-frame';
+
+/** Builds one frame as a client (masked) or server (unmasked) would send it. */
+function frame(
+  opcode: number,
+  payloadLength: number,
+  options: { fin?: boolean; masked?: boolean } = {},
+): Buffer {
+  const { fin = true, masked = false } = options;
+  const ext = payloadLength < 126 ? 0 : payloadLength < 65536 ? 2 : 8;
+  const header = Buffer.alloc(2 + ext + (masked ? 4 : 0));
+  header[0] = (fin ? 0x80 : 0) | opcode;
+  const len7 = ext === 0 ? payloadLength : ext === 2 ? 126 : 127;
+  header[1] = (masked ? 0x80 : 0) | len7;
+  if (ext === 2) header.writeUInt16BE(payloadLength, 2);
+  if (ext === 8) header.writeBigUInt64BE(BigInt(payloadLength), 2);
+  return Buffer.concat([header, Buffer.alloc(payloadLength, 0x61)]);
+}
+
+/** Feeds `data` in pieces of `size` bytes and returns the tracker. */
+function feedInPieces(tracker: FrameTracker, data: Buffer, size: number): void {
+  for (let i = 0; i < data.length; i += size) {
+    expect(tracker.feed(data.subarray(i, i + size))).toEqual({ kind: 'pass' });
+  }
+}
+
+describe('FrameTracker', () => {
+  it('is at a boundary only between frames', () => {
+    const t = new FrameTracker();
+    const f = frame(Opcode.Text, 10);
+    t.feed(f.subarray(0, 5));
+    expect(t.atBoundary).toBe(false);
+    t.feed(f.subarray(5));
+    expect(t.atBoundary).toBe(true);
+    expect(t.frames).toBe(1);
+  });
+
+  it.each([1, 2, 3, 7, 13, 64, 1000])(
+    'follows 7-bit, 16-bit and 64-bit lengths, masked or not, split every %i bytes',
+    (size) => {
+      const t = new FrameTracker();
+      const stream = Buffer.concat([
+        frame(Opcode.Text, 0),
+        frame(Opcode.Binary, 125, { masked: true }),
+        frame(Opcode.Binary, 126),
+        frame(Opcode.Text, 65535, { masked: true }),
+        frame(Opcode.Binary, 65536),
+        frame(Opcode.Ping, 4, { masked: true }),
+        frame(Opcode.Binary, 70000, { masked: true }),
+      ]);
+      feedInPieces(t, stream, size);
+      expect(t.frames).toBe(7);
+      expect(t.atBoundary).toBe(true);
+      expect(t.closeSeen).toBe(false);
+    },
+  );
+
+  it('notices a close frame', () => {
+    const t = new FrameTracker();
+    t.feed(closeFrame(1000, 'bye', true));
+    expect(t.closeSeen).toBe(true);
+    expect(t.atBoundary).toBe(true);
+  });
+
+  it('cuts before a message that exceeds the limit, at the frame start', () => {
+    const t = new FrameTracker(100);
+    const ok = frame(Opcode.Text, 100, { masked: true });
+    const big = frame(Opcode.Binary, 101, { masked: true });
+    const result = t.feed(Buffer.concat([ok, big]));
+    expect(result).toEqual({ kind: 'cut', at: ok.length, clean: true, violation: 'too-big' });
+  });
+
+  it('counts a fragmented message as a whole against the limit', () => {
+    const t = new FrameTracker(100);
+    const first = frame(Opcode.Text, 60, { fin: false });
+    const ping = frame(Opcode.Ping, 5);
+    const second = frame(Opcode.Continuation, 41, { fin: true });
+    expect(t.feed(Buffer.concat([first, ping]))).toEqual({ kind: 'pass' });
+    expect(t.feed(second)).toEqual({ kind: 'cut', at: 0, clean: true, violation: 'too-big' });
+  });
+
+  it('starts counting again after a message ends', () => {
+    const t = new FrameTracker(100);
+    for (let i = 0; i < 5; i++) expect(t.feed(frame(Opcode.Binary, 100))).toEqual({ kind: 'pass' });
+  });
+
+  it('reports an unclean cut when the offending header began in an earlier chunk', () => {
+    const t = new FrameTracker(100);
+    const big = frame(Opcode.Binary, 200, { masked: true });
+    expect(t.feed(big.subarray(0, 1))).toEqual({ kind: 'pass' });
+    expect(t.feed(big.subarray(1))).toEqual({
+      kind: 'cut',
+      at: 0,
+      clean: false,
+      violation: 'too-big',
+    });
+  });
+
+  it('rejects a 64-bit length beyond 2^53', () => {
+    const t = new FrameTracker();
+    const header = Buffer.from([0x82, 0x7f, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+    expect(t.feed(header)).toEqual({ kind: 'cut', at: 0, clean: true, violation: 'bad-length' });
+  });
+});
+
+describe('control frames Portico writes', () => {
+  it('encodes a close frame with code and reason, unmasked towards a client', () => {
+    const f = closeFrame(1012, 'plugin restarting', false);
+    expect(f[0]).toBe(0x88);
+    expect(f[1]).toBe(2 + 'plugin restarting'.length);
+    expect(f.readUInt16BE(2)).toBe(1012);
+    expect(f.subarray(4).toString()).toBe('plugin restarting');
+  });
+
+  it('masks frames towards a plugin', () => {
+    const f = closeFrame(1001, 'bye', true);
+    expect(f[1]! & 0x80).toBe(0x80);
+    const mask = f.subarray(2, 6);
+    const payload = Buffer.from(f.subarray(6).map((b, i) => b ^ mask[i % 4]!));
+    expect(payload.readUInt16BE(0)).toBe(1001);
+    expect(payload.subarray(2).toString()).toBe('bye');
+  });
+
+  it('cuts a control payload at 125 bytes', () => {
+    const f = controlFrame(Opcode.Ping, Buffer.alloc(300), false);
+    expect(f[1]).toBe(125);
+    expect(f.length).toBe(127);
+  });
+});
