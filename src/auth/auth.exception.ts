@@ -1,11 +1,17 @@
+import { ForbiddenException, HttpException, UnauthorizedException } from '@nestjs/common';
+
 export enum AuthExceptionCode {
+  /** No token in any accepted place (HTTP 401). */
   MISSING_CREDENTIALS = 'MISSING_CREDENTIALS',
+  /** Bad signature, algorithm, issuer, audience, `nbf` or claims (HTTP 401). */
   INVALID_TOKEN = 'INVALID_TOKEN',
+  /** `exp` has passed, beyond the clock tolerance (HTTP 401). */
   EXPIRED_TOKEN = 'EXPIRED_TOKEN',
+  /** Authenticated, but without a role the route needs (HTTP 403). */
   FORBIDDEN_ROLE = 'FORBIDDEN_ROLE',
 }
 
-/** Why a request was not authenticated; the message never contains the token. */
+/** Why a caller was not let in; the message is shown to clients and never contains the token. */
 export class AuthException extends Error {
   public constructor(
     public readonly code: AuthExceptionCode,
@@ -13,5 +19,12 @@ export class AuthException extends Error {
   ) {
     super(message);
     this.name = 'AuthException';
+  }
+
+  /** The HTTP answer: 403 for a missing role, 401 for everything else. */
+  public toHttpException(): HttpException {
+    return this.code === AuthExceptionCode.FORBIDDEN_ROLE
+      ? new ForbiddenException(this.message)
+      : new UnauthorizedException(this.message);
   }
 }

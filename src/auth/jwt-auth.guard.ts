@@ -15,7 +15,9 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     super();
   }
 
-  public override canActivate(context: ExecutionContext): boolean | Promise<boolean> | Observable<boolean> {
+  public override canActivate(
+    context: ExecutionContext,
+  ): boolean | Promise<boolean> | Observable<boolean> {
     const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC, [
       context.getHandler(),
       context.getClass(),

@@ -47,7 +47,10 @@ export class PluginsController {
 
   @Put(':name/enable')
   @Roles(ADMIN_ROLE)
-  public async enable(@Param('name') name: string, @Body() body: SetEnabledDto): Promise<PluginView> {
+  public async enable(
+    @Param('name') name: string,
+    @Body() body: SetEnabledDto,
+  ): Promise<PluginView> {
     return this.view(await this.plugins.setEnabled(name, body.enabled));
   }
 

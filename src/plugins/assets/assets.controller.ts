@@ -12,7 +12,7 @@ import { toAssetPath } from './asset-path';
 /** Serves the files of a plugin's folder, its frontend in particular (CONTRACT.md §3). */
 @Controller('api/plugins')
 export class AssetsController {
-  constructor(private readonly registry: PluginRegistry) {}
+  public constructor(private readonly registry: PluginRegistry) {}
 
   @Get(':name/assets/*path')
   @Header('X-Content-Type-Options', 'nosniff')

@@ -37,7 +37,7 @@ export class PluginRegistry {
   /** scan() and setEnabled() run one at a time so that neither sees the other half-done. */
   private tail: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly config: PorticoConfig) {
+  public constructor(private readonly config: PorticoConfig) {
     this.store = new PluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE));
   }
 

@@ -22,7 +22,7 @@ interface PluginStateFile {
 export class PluginStateStore {
   private readonly logger = new Logger(PluginStateStore.name);
 
-  constructor(private readonly file: string) {}
+  public constructor(private readonly file: string) {}
 
   /** The stored states; empty when the file does not exist or cannot be understood. */
   public async load(): Promise<Map<PluginName, PluginState>> {

@@ -170,7 +170,10 @@ export class PluginSupervisor {
     this.child = child;
     child.onLine((stream, line) => this.onLine(child, stream, line));
     child.onExit((code, signal) => this.onExit(child, generation, code, signal));
-    this.readyTimer = this.clock.setTimeout(() => this.onReadyTimeout(child), this.policy.readyTimeoutMs);
+    this.readyTimer = this.clock.setTimeout(
+      () => this.onReadyTimeout(child),
+      this.policy.readyTimeoutMs,
+    );
   }
 
   private onLine(child: ChildHandle, stream: OutputStream, line: string): void {
@@ -299,7 +302,9 @@ export class PluginSupervisor {
   }
 
   private waitForStart(): Promise<void> {
-    const done = new Promise<void>((resolve, reject) => this.startWaiters.push({ resolve, reject }));
+    const done = new Promise<void>((resolve, reject) =>
+      this.startWaiters.push({ resolve, reject }),
+    );
     // Callers may fire and forget a start; its failure is reported through state, not a crash.
     done.catch(() => undefined);
     return done;

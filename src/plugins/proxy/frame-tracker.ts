@@ -3,8 +3,16 @@ import { MAX_HEADER_BYTES, Opcode } from './ws-frame';
 export type FeedResult =
   /** Forward the whole chunk. */
   | { readonly kind: 'pass' }
-  /** Forward `chunk.subarray(0, at)`, then stop: the next frame breaks a rule. */
-  | { readonly kind: 'cut'; readonly at: number; readonly violation: FrameViolation };
+  /**
+   * Forward `chunk.subarray(0, at)`, then stop: the next frame breaks a rule. `clean` is false
+   * when part of that frame's header already left in an earlier chunk.
+   */
+  | {
+      readonly kind: 'cut';
+      readonly at: number;
+      readonly clean: boolean;
+      readonly violation: FrameViolation;
+    };
 
 export type FrameViolation = 'too-big' | 'bad-length';
 
@@ -108,8 +116,7 @@ export class FrameTracker {
   }
 
   private cut(frameStart: number, violation: FrameViolation): FeedResult {
-    // A header that began in an earlier chunk was already forwarded: nothing clean to cut at.
-    return { kind: 'cut', at: Math.max(frameStart, 0), violation };
+    return { kind: 'cut', at: Math.max(frameStart, 0), clean: frameStart >= 0, violation };
   }
 }
 

@@ -139,9 +139,8 @@ export class WsRelay {
     const tooBig = result.violation === 'too-big';
     const code = tooBig ? CloseCode.MessageTooBig : CloseCode.ProtocolError;
     const reason = tooBig ? 'message too big' : 'invalid frame length';
-    // The offending frame was never forwarded, so the plugin's stream ends on a frame boundary
-    // unless its header began in an earlier chunk.
-    if (result.at > 0 || this.toUpstream.frames > 0) this.closeUpstream(code, reason);
+    // The offending frame was not forwarded, so the plugin's stream ends on a frame boundary.
+    if (result.clean) this.closeUpstream(code, reason);
     this.upstreamDone = true;
     if (this.pendingUpstreamClose === undefined) this.upstream.destroy();
     this.client.pause();

@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+import { http } from '../helpers/http-client';
+import { pluginsDirWith } from '../helpers/plugins-dir';
+import { startTestApp } from '../helpers/test-app';
+
+const run = promisify(execFile);
+const ROOT = resolve(__dirname, '../..');
+const TS_NODE = [require.resolve('ts-node/dist/bin.js'), '--transpile-only'];
+
+/** Runs a TypeScript entry point the way npm scripts do, with exactly `env` (plus PATH). */
+async function runTs(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...TS_NODE, file, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+describe('startup configuration', () => {
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'portico-startup-'));
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('refuses to start in production without keys, naming the variables', async () => {
+    const result = await runTs('src/main.ts', [], {
+      NODE_ENV: 'production',
+      DATA_DIR: dataDir,
+      PORT: '0',
+    });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('JWT_SECRET or JWT_JWKS_URL');
+    expect(result.stderr).toContain('SECRETS_KEY');
+  }, 60_000);
+
+  it('refuses an invalid value with a message naming it', async () => {
+    const result = await runTs('src/main.ts', [], { DATA_DIR: dataDir, PORT: 'http' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toMatch(/PORT/);
+  }, 60_000);
+
+  it('npm run token prints a token the running server accepts', async () => {
+    const plugins = pluginsDirWith(['bundled:echo']);
+    // No JWT_SECRET: the server and the token script share the generated development key.
+    const t = await startTestApp({
+      pluginsDir: plugins.dir,
+      env: { JWT_SECRET: '', DATA_DIR: dataDir },
+      keepDataDir: true,
+    });
+    try {
+      const minted = await runTs('scripts/token.ts', ['--sub', 'alice', '--role', 'admin'], {
+        DATA_DIR: dataDir,
+      });
+      expect(minted.code).toBe(0);
+      const token = minted.stdout.trim();
+      expect(token.split('.')).toHaveLength(3);
+      const list = await http(t.baseUrl, 'GET', '/api/plugins', { token });
+      expect(list.status).toBe(200);
+      const rescan = await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token });
+      expect(rescan.status).toBe(200);
+      const usage = await runTs('scripts/token.ts', [], { DATA_DIR: dataDir });
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toMatch(/usage/);
+    } finally {
+      await t.close();
+      plugins.remove();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,111 @@
+import { generateKeyPairSync } from 'node:crypto';
+
+import { sign } from 'jsonwebtoken';
+
+import { AuthExceptionCode } from '../../../src/auth/auth.exception';
+import { mintToken } from '../../../src/auth/token-minter';
+import { TokenVerifier } from '../../../src/auth/token-verifier.service';
+import { PorticoConfig } from '../../../src/config/portico-config';
+
+const SECRET = 'unit-test-secret-unit-test-secret-0123456789';
+
+function verifier(overrides: Partial<PorticoConfig> = {}): TokenVerifier {
+  return new TokenVerifier(Object.assign(new PorticoConfig(), { JWT_SECRET: SECRET }, overrides));
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+
+describe('TokenVerifier', () => {
+  it('accepts a valid token and maps it to a principal', async () => {
+    const token = mintToken(SECRET, { sub: 'alice', name: 'Alice', roles: ['admin', 'dev'] });
+    await expect(verifier().verify(token)).resolves.toMatchObject({
+      id: 'alice',
+      name: 'Alice',
+      roles: ['admin', 'dev'],
+    });
+  });
+
+  it('falls back to preferred_username, then sub, for the name', async () => {
+    const v = verifier();
+    const a = sign({ sub: 'u1', preferred_username: 'pu' }, SECRET);
+    const b = sign({ sub: 'u2' }, SECRET);
+    expect((await v.verify(a)).name).toBe('pu');
+    expect((await v.verify(b)).name).toBe('u2');
+  });
+
+  it('reads roles from a configured claim, as a list or a string', async () => {
+    const v = verifier({ JWT_ROLES_CLAIM: 'groups' });
+    expect((await v.verify(sign({ sub: 'a', groups: 'admin ops,dev' }, SECRET))).roles).toEqual([
+      'admin',
+      'ops',
+      'dev',
+    ]);
+    expect((await v.verify(sign({ sub: 'a', groups: ['x', 3] }, SECRET))).roles).toEqual(['x']);
+  });
+
+  it.each([
+    ['expired', () => sign({ sub: 'a', exp: now() - 60 }, SECRET), AuthExceptionCode.EXPIRED_TOKEN],
+    [
+      'not yet valid',
+      () => sign({ sub: 'a', nbf: now() + 120 }, SECRET),
+      AuthExceptionCode.INVALID_TOKEN,
+    ],
+    [
+      'signed with another key',
+      () => sign({ sub: 'a' }, 'x'.repeat(40)),
+      AuthExceptionCode.INVALID_TOKEN,
+    ],
+    ['without a subject', () => sign({ roles: [] }, SECRET), AuthExceptionCode.INVALID_TOKEN],
+    ['garbage', () => 'not.a.jwt', AuthExceptionCode.INVALID_TOKEN],
+  ])('rejects a token %s', async (_what, make, code) => {
+    await expect(verifier().verify(make())).rejects.toMatchObject({ code });
+  });
+
+  it('tolerates 30 s of clock skew', async () => {
+    await expect(
+      verifier().verify(sign({ sub: 'a', exp: now() - 10 }, SECRET)),
+    ).resolves.toBeDefined();
+    await expect(
+      verifier().verify(sign({ sub: 'a', nbf: now() + 10 }, SECRET)),
+    ).resolves.toBeDefined();
+  });
+
+  it('rejects alg none', async () => {
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    const body = Buffer.from(JSON.stringify({ sub: 'admin', roles: ['admin'] })).toString(
+      'base64url',
+    );
+    await expect(verifier().verify(`${header}.${body}.`)).rejects.toMatchObject({
+      code: AuthExceptionCode.INVALID_TOKEN,
+    });
+  });
+
+  it('rejects an RS256 token and an HS512 token (algorithm pinned)', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rs = sign({ sub: 'a' }, privateKey, { algorithm: 'RS256' });
+    const hs512 = sign({ sub: 'a' }, SECRET, { algorithm: 'HS512' });
+    await expect(verifier().verify(rs)).rejects.toMatchObject({
+      code: AuthExceptionCode.INVALID_TOKEN,
+    });
+    await expect(verifier().verify(hs512)).rejects.toMatchObject({
+      code: AuthExceptionCode.INVALID_TOKEN,
+    });
+  });
+
+  it('checks issuer and audience when configured', async () => {
+    const v = verifier({ JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'portico' });
+    const good = mintToken(SECRET, { sub: 'a', issuer: 'https://id.example', audience: 'portico' });
+    const badIss = mintToken(SECRET, { sub: 'a', issuer: 'https://evil', audience: 'portico' });
+    const badAud = mintToken(SECRET, { sub: 'a', issuer: 'https://id.example', audience: 'x' });
+    await expect(v.verify(good)).resolves.toBeDefined();
+    await expect(v.verify(badIss)).rejects.toMatchObject({ code: AuthExceptionCode.INVALID_TOKEN });
+    await expect(v.verify(badAud)).rejects.toMatchObject({ code: AuthExceptionCode.INVALID_TOKEN });
+  });
+
+  it('never puts the token in its error message', async () => {
+    const token = sign({ sub: 'a', exp: now() - 60 }, 'y'.repeat(40));
+    await verifier()
+      .verify(token)
+      .catch((err: Error) => expect(err.message).not.toContain(token.split('.')[2]));
+  });
+});
