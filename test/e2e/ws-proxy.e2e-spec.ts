@@ -280,6 +280,83 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
   });
 });
 
+describe('plugin stopped or restarted by an admin while clients are connected', () => {
+  let t: TestApp;
+  let plugins: ReturnType<typeof pluginsDirWith>;
+
+  beforeAll(async () => {
+    plugins = pluginsDirWith(['close-codes', 'crash-later']);
+    t = await startTestApp({ pluginsDir: plugins.dir });
+    await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+  });
+
+  afterAll(async () => {
+    await t.close();
+    plugins.remove();
+  });
+
+  it('closes clients with 1012 on an admin restart', async () => {
+    const c = await open(`${t.wsUrl}/plugin-ws/close-codes`, { token: t.token() });
+    const res = await http(t.baseUrl, 'POST', '/api/plugins/close-codes/restart', {
+      token: t.adminToken(),
+    });
+    expect(res.status).toBe(202);
+    expect((await c.closed).code).toBe(1012);
+  });
+
+  it('closes clients with 1011 when the plugin is disabled', async () => {
+    await waitFor(async () => {
+      const r = await http(t.baseUrl, 'GET', '/api/plugins/crash-later', { token: t.token() });
+      return (r.json as { status: string }).status === 'running';
+    });
+    const c = await open(`${t.wsUrl}/plugin-ws/crash-later`, { token: t.token() });
+    await http(t.baseUrl, 'PUT', '/api/plugins/crash-later/enable', {
+      token: t.adminToken(),
+      body: { enabled: false },
+    });
+    expect((await c.closed).code).toBe(1011);
+    const again = await open(`${t.wsUrl}/plugin-ws/crash-later`, { token: t.token() });
+    expect((await again.closed).code).toBe(4503);
+  });
+});
+
+describe('keepalive', () => {
+  it('pings idle clients and closes one that stops answering (1001 to the plugin)', async () => {
+    const plugins = pluginsDirWith(['close-codes']);
+    const t = await startTestApp({
+      pluginsDir: plugins.dir,
+      env: { WS_PING_INTERVAL_MS: '100' },
+    });
+    try {
+      await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+      // A well-behaved client answers pings and stays connected.
+      const alive = await open(`${t.wsUrl}/plugin-ws/close-codes`, { token: t.token() });
+      let pings = 0;
+      alive.ws.on('ping', () => pings++);
+      // A client that completed its handshake and then went silent (no pong, no reads).
+      const silent = await open(`${t.wsUrl}/plugin-ws/close-codes`, {
+        token: t.token(),
+        autoPong: false,
+      });
+      expect((await silent.closed).code).toBe(1006);
+      const last = await waitFor(async () => {
+        const res = await http(t.baseUrl, 'GET', '/api/plugins/close-codes/rpc/last-close', {
+          token: t.token(),
+        });
+        return (res.json as { code: number | null }).code !== null ? res.json : undefined;
+      });
+      expect(last).toMatchObject({ code: 1001 });
+      expect(pings).toBeGreaterThanOrEqual(2);
+      expect(alive.ws.readyState).toBe(WebSocket.OPEN);
+      alive.ws.close();
+      await alive.closed;
+    } finally {
+      await t.close();
+      plugins.remove();
+    }
+  });
+});
+
 describe('host shutdown', () => {
   it('closes every proxied connection with 1001', async () => {
     const plugins = pluginsDirWith(['bundled:echo']);

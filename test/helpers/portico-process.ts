@@ -1,0 +1,86 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+import { mintToken } from '../../src/auth/token-minter';
+import { http } from './http-client';
+import { TEST_JWT_SECRET } from './test-app';
+import { waitFor } from './wait';
+
+const ROOT = resolve(__dirname, '../..');
+
+export interface PorticoProcess {
+  readonly pid: number;
+  readonly port: number;
+  readonly baseUrl: string;
+  readonly wsUrl: string;
+  token(): string;
+  /** Resident set size of the host process (not its plugins), in bytes. */
+  rss(): number;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Runs the host in its own process (src/main.ts through ts-node), so its memory can be measured
+ * apart from the test's clients.
+ */
+export async function startPorticoProcess(pluginsDir: string): Promise<PorticoProcess> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'portico-proc-'));
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [require.resolve('ts-node/dist/bin.js'), '--transpile-only', 'src/main.ts'],
+    {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        PLUGINS_DIR: pluginsDir,
+        DATA_DIR: dataDir,
+        JWT_SECRET: TEST_JWT_SECRET,
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('could not start portico');
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => (await http(baseUrl, 'GET', '/readyz')).status === 200,
+    30_000,
+    'portico readiness',
+  );
+  return {
+    pid,
+    port,
+    baseUrl,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    token: () => mintToken(TEST_JWT_SECRET, { sub: 'bench', roles: [] }),
+    rss: () => {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kib = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+      return Number(kib) * 1024;
+    },
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
