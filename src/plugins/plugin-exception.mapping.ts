@@ -8,6 +8,7 @@ export const PLUGIN_EXCEPTION_STATUS: Record<PluginExceptionCode, { http: number
   [PluginExceptionCode.UPSTREAM_REFUSED]: { http: 502, ws: 4502 },
   [PluginExceptionCode.UPSTREAM_TIMEOUT]: { http: 504, ws: 4504 },
   [PluginExceptionCode.CONFLICT]: { http: 409, ws: 4409 },
+  [PluginExceptionCode.FORBIDDEN]: { http: 403, ws: 4403 },
 };
 
 /** Seconds a client should wait before retrying a plugin that is not running. */

@@ -30,6 +30,8 @@ export interface PluginView {
   readonly lastError?: string;
   readonly invalidReason?: string;
   readonly secrets: SecretView[];
+  /** Roles the plugin is restricted to (empty = every user) and whether the caller may use it. */
+  readonly access: { readonly roles: readonly string[]; readonly allowed: boolean };
 }
 
 const PASSED_THROUGH = [
@@ -46,7 +48,13 @@ const PASSED_THROUGH = [
 
 export function toPluginView(
   descriptor: PluginDescriptor,
-  state: { status: PluginStatus; restarts: number; lastError?: string },
+  state: {
+    status: PluginStatus;
+    restarts: number;
+    lastError?: string;
+    allowed: boolean;
+    secrets?: SecretView[];
+  },
 ): PluginView {
   const manifest = descriptor.manifest;
   const fields: Record<string, unknown> = {};
@@ -63,11 +71,14 @@ export function toPluginView(
     restarts: state.restarts,
     ...(state.lastError !== undefined ? { lastError: state.lastError } : {}),
     ...(descriptor.invalidReason !== undefined ? { invalidReason: descriptor.invalidReason } : {}),
-    secrets: (manifest?.secrets ?? []).map((s) => ({
-      key: s.key,
-      required: s.required === true,
-      set: false,
-      source: null,
-    })),
+    secrets:
+      state.secrets ??
+      (manifest?.secrets ?? []).map((s) => ({
+        key: s.key,
+        required: s.required === true,
+        set: false,
+        source: null,
+      })),
+    access: { roles: descriptor.accessRoles, allowed: state.allowed },
   };
 }

@@ -9,6 +9,8 @@ export enum PluginExceptionCode {
   UPSTREAM_TIMEOUT = 'UPSTREAM_TIMEOUT',
   /** The request conflicts with the plugin's state, e.g. restarting an invalid plugin (HTTP 409). */
   CONFLICT = 'CONFLICT',
+  /** The user lacks every role the plugin is restricted to (HTTP 403, before any WebSocket 101). */
+  FORBIDDEN = 'FORBIDDEN',
   /** No such file inside the plugin folder (HTTP 404). */
   FILE_NOT_FOUND = 'FILE_NOT_FOUND',
 }

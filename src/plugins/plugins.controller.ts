@@ -1,12 +1,15 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
 
-import { ADMIN_ROLE } from '../auth/principal';
+import { CurrentUser } from '../auth/current-user.decorator';
+import { ADMIN_ROLE, Principal } from '../auth/principal';
 import { Roles } from '../auth/roles.decorator';
 import { LogsQueryDto } from './dto/logs-query.dto';
+import { SetAccessDto } from './dto/set-access.dto';
 import { SetEnabledDto } from './dto/set-enabled.dto';
 import type { ManifestDto } from './manifest/manifest.dto';
 import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
 import { PluginException, PluginExceptionCode } from './plugin.exception';
+import { canAccess } from './plugin-access';
 import { PluginView, toPluginView } from './plugin-view';
 import { PluginsService } from './plugins.service';
 import type { LogLine } from './process/log-ring-buffer';
@@ -17,8 +20,8 @@ export class PluginsController {
   public constructor(private readonly plugins: PluginsService) {}
 
   @Get()
-  public list(): PluginView[] {
-    return this.plugins.list().map((d) => this.view(d));
+  public list(@CurrentUser() user: Principal): PluginView[] {
+    return this.plugins.list().map((d) => this.view(d, user));
   }
 
   @Post('rescan')
@@ -29,8 +32,8 @@ export class PluginsController {
   }
 
   @Get(':name')
-  public get(@Param('name') name: string): PluginView {
-    return this.view(this.plugins.get(name));
+  public get(@Param('name') name: string, @CurrentUser() user: Principal): PluginView {
+    return this.view(this.plugins.get(name), user);
   }
 
   @Get(':name/manifest')
@@ -50,15 +53,26 @@ export class PluginsController {
   public async enable(
     @Param('name') name: string,
     @Body() body: SetEnabledDto,
+    @CurrentUser() user: Principal,
   ): Promise<PluginView> {
-    return this.view(await this.plugins.setEnabled(name, body.enabled));
+    return this.view(await this.plugins.setEnabled(name, body.enabled), user);
+  }
+
+  @Put(':name/access')
+  @Roles(ADMIN_ROLE)
+  public async access(
+    @Param('name') name: string,
+    @Body() body: SetAccessDto,
+    @CurrentUser() user: Principal,
+  ): Promise<PluginView> {
+    return this.view(await this.plugins.setAccess(name, body.roles), user);
   }
 
   @Post(':name/restart')
   @HttpCode(202)
   @Roles(ADMIN_ROLE)
-  public restart(@Param('name') name: string): PluginView {
-    return this.view(this.plugins.restart(name));
+  public restart(@Param('name') name: string, @CurrentUser() user: Principal): PluginView {
+    return this.view(this.plugins.restart(name), user);
   }
 
   @Get(':name/logs')
@@ -67,11 +81,12 @@ export class PluginsController {
     return { lines: this.plugins.logs(name, query.tail) };
   }
 
-  private view(descriptor: PluginDescriptor): PluginView {
+  private view(descriptor: PluginDescriptor, user: Principal): PluginView {
     return toPluginView(descriptor, {
       status: this.plugins.status(descriptor),
       restarts: this.plugins.restarts(descriptor.name),
       lastError: this.plugins.lastError(descriptor.name),
+      allowed: canAccess(descriptor, user),
     });
   }
 }

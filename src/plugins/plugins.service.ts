@@ -5,7 +5,9 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 
+import type { Principal } from '../auth/principal';
 import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
+import { assertAccess } from './plugin-access';
 import { PluginRegistry } from './manifest/plugin-registry.service';
 import { PluginException, PluginExceptionCode } from './plugin.exception';
 import type { PluginName, PluginStatus } from './plugin.types';
@@ -91,6 +93,10 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return descriptor;
   }
 
+  public setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
+    return this.registry.setAccess(name, roles);
+  }
+
   /** Admin restart; also the way out of `failed`. */
   public restart(name: PluginName): PluginDescriptor {
     const descriptor = this.registry.require(name);
@@ -120,12 +126,13 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return this.processes.snapshot(name)?.lastError;
   }
 
-  /** The running server of a plugin, or UNKNOWN_PLUGIN / NOT_RUNNING. */
-  public upstream(name: PluginName): UpstreamTarget {
+  /** The running server of a plugin for this user, or UNKNOWN_PLUGIN / FORBIDDEN / NOT_RUNNING. */
+  public upstream(name: PluginName, user: Principal): UpstreamTarget {
     const descriptor = this.registry.get(name);
     if (descriptor === undefined || descriptor.invalidReason !== undefined) {
       throw new PluginException(PluginExceptionCode.UNKNOWN_PLUGIN, `unknown plugin ${name}`);
     }
+    assertAccess(descriptor, user);
     const snapshot = this.processes.snapshot(name);
     if (snapshot?.state !== 'running' || snapshot.port === undefined) {
       const status = this.status(descriptor);

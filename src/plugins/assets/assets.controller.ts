@@ -2,7 +2,9 @@ import { Controller, Get, Header, Param, Req, UseInterceptors } from '@nestjs/co
 
 import type { Request } from 'express';
 
+import type { Principal } from '../../auth/principal';
 import { PluginRegistry } from '../manifest/plugin-registry.service';
+import { assertAccess } from '../plugin-access';
 import { PluginException, PluginExceptionCode } from '../plugin.exception';
 import { isPluginName } from '../plugin.types';
 import { AssetCacheInterceptor } from './asset-cache.interceptor';
@@ -20,10 +22,11 @@ export class AssetsController {
   public async asset(
     @Param('name') name: string,
     @Param('path') path: string | string[],
-    @Req() req: Request,
+    @Req() req: Request & { user?: Principal },
   ): Promise<AssetFile> {
     if (!isPluginName(name))
       throw new PluginException(PluginExceptionCode.UNKNOWN_PLUGIN, 'Unknown plugin');
+    assertAccess(this.registry.require(name), req.user);
     const relPath = toAssetPath(path, req.originalUrl);
     if (relPath === undefined)
       throw new PluginException(PluginExceptionCode.FILE_NOT_FOUND, 'File not found');

@@ -15,6 +15,8 @@ export interface PluginDescriptor {
   readonly invalidReason?: string;
   /** Persisted enable flag (default true). */
   readonly enabled: boolean;
+  /** Persisted roles allowed to use the plugin, any one suffices; empty = every user. */
+  readonly accessRoles: readonly string[];
 }
 
 /** Result of a rescan: names of plugins that appeared, disappeared or whose manifest changed. */

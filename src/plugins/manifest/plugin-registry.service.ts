@@ -65,13 +65,32 @@ export class PluginRegistry {
 
   /** Persists the enable flag (it outlives restarts and rescans) and returns the new descriptor. */
   public setEnabled(name: PluginName, enabled: boolean): Promise<PluginDescriptor> {
+    return this.updateState(name, { enabled });
+  }
+
+  /** Persists the roles allowed to use the plugin (empty = every user). */
+  public setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
+    return this.updateState(name, { roles: [...new Set(roles)].sort() });
+  }
+
+  private updateState(name: PluginName, patch: Partial<PluginState>): Promise<PluginDescriptor> {
     return this.exclusive(async () => {
       const plugin = this.require(name);
       const states = new Map(await this.loadStates());
-      states.set(name, { enabled });
+      const state: PluginState = {
+        enabled: plugin.enabled,
+        roles: plugin.accessRoles,
+        ...states.get(name),
+        ...patch,
+      };
+      states.set(name, state);
       await this.store.save(states);
       this.states = states;
-      const updated: PluginDescriptor = { ...plugin, enabled };
+      const updated: PluginDescriptor = {
+        ...plugin,
+        enabled: state.enabled,
+        accessRoles: state.roles ?? [],
+      };
       this.plugins.set(name, updated);
       return updated;
     });
@@ -109,7 +128,12 @@ export class PluginRegistry {
     const inspected = await Promise.all(folders.map((f) => this.inspect(f.folder, f.dir)));
     const next = new Map<PluginName, PluginDescriptor>();
     for (const plugin of assignNames(inspected)) {
-      next.set(plugin.name, { ...plugin, enabled: states.get(plugin.name)?.enabled ?? true });
+      const state = states.get(plugin.name);
+      next.set(plugin.name, {
+        ...plugin,
+        enabled: state?.enabled ?? true,
+        accessRoles: state?.roles ?? [],
+      });
     }
 
     const previous = this.plugins;
@@ -207,8 +231,10 @@ export class PluginRegistry {
  * sorted order wins a duplicate), then invalid manifests whose name field is usable; everything
  * else is listed under its folder name (suffixed if even that is taken).
  */
-function assignNames(folders: InspectedFolder[]): Omit<PluginDescriptor, 'enabled'>[] {
-  const named = new Map<PluginName, Omit<PluginDescriptor, 'enabled'>>();
+function assignNames(
+  folders: InspectedFolder[],
+): Omit<PluginDescriptor, 'enabled' | 'accessRoles'>[] {
+  const named = new Map<PluginName, Omit<PluginDescriptor, 'enabled' | 'accessRoles'>>();
   const claimedBy = new Map<PluginName, string>();
   const fallback: { folder: InspectedFolder; reason: string }[] = [];
 

@@ -9,6 +9,8 @@ import type { PluginName } from '../plugin.types';
 /** What is remembered about a plugin across restarts and rescans. */
 export interface PluginState {
   readonly enabled: boolean;
+  /** Roles allowed to use the plugin (any one suffices); empty or absent = every user. */
+  readonly roles?: readonly string[];
 }
 
 interface PluginStateFile {
@@ -37,7 +39,14 @@ export class PluginStateStore {
     try {
       const parsed = JSON.parse(text) as Partial<PluginStateFile> | null;
       for (const [name, state] of Object.entries(parsed?.plugins ?? {})) {
-        if (typeof state?.enabled === 'boolean') states.set(name, { enabled: state.enabled });
+        if (typeof state?.enabled !== 'boolean') continue;
+        const roles = Array.isArray(state.roles)
+          ? state.roles.filter((r): r is string => typeof r === 'string')
+          : [];
+        states.set(
+          name,
+          roles.length > 0 ? { enabled: state.enabled, roles } : { enabled: state.enabled },
+        );
       }
     } catch (err) {
       // Every plugin falls back to its default; the next write replaces the file.
@@ -53,7 +62,11 @@ export class PluginStateStore {
   public async save(states: ReadonlyMap<PluginName, PluginState>): Promise<void> {
     const body: PluginStateFile = { plugins: {} };
     for (const name of [...states.keys()].sort()) {
-      body.plugins[name] = { enabled: states.get(name)?.enabled ?? true };
+      const state = states.get(name);
+      body.plugins[name] = {
+        enabled: state?.enabled ?? true,
+        ...(state?.roles !== undefined && state.roles.length > 0 ? { roles: state.roles } : {}),
+      };
     }
     const dir = dirname(this.file);
     await mkdir(dir, { recursive: true });

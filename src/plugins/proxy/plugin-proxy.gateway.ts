@@ -202,8 +202,11 @@ export class PluginProxyGateway
     const offered = stripBearerSubprotocol(req.headers['sec-websocket-protocol']);
     let target;
     try {
-      target = this.plugins.upstream(name);
+      target = this.plugins.upstream(name, user);
     } catch (err) {
+      // A missing role is refused like missing credentials: before any 101.
+      if (err instanceof PluginException && err.code === PluginExceptionCode.FORBIDDEN)
+        return this.reject(socket, req, 403, err.message);
       return this.closeAfterAccept(req, socket, head, offered, err, name);
     }
 

@@ -48,7 +48,7 @@ export class RpcProxyController implements OnApplicationShutdown {
     @Req() req: Request,
     @Res() res: Response,
   ): void {
-    const target = this.plugins.upstream(name);
+    const target = this.plugins.upstream(name, user);
     const match = RPC_PATH.exec(req.originalUrl);
     const path = (match?.[1] ?? '/') + stripTokenQuery(match?.[2] ?? '');
     const headers = forwardableHeaders(req.headers, {
