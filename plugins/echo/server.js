@@ -7,6 +7,8 @@
 const http = require('node:http');
 const { WebSocketServer } = require('ws');
 
+const { verifyIdentity } = require('./portico-identity');
+
 const wss = new WebSocketServer({
   noServer: true,
   maxPayload: 64 * 1024 * 1024,
@@ -14,7 +16,10 @@ const wss = new WebSocketServer({
   handleProtocols: (protocols) => [...protocols].find((p) => p !== 'portico') ?? false,
 });
 
-wss.on('connection', (ws) => {
+wss.on('connection', (ws, req) => {
+  // Who is connected, as Portico vouches for it (null if the headers were not signed for us).
+  const user = verifyIdentity(req.headers);
+  console.log(JSON.stringify({ event: 'connected', user: user?.id ?? null }));
   ws.on('message', (data, isBinary) => {
     // `__close:<code>:<reason>` asks the plugin to close the connection itself.
     const close = !isBinary && /^__close:(\d+):(.*)$/s.exec(data.toString());
@@ -43,12 +48,9 @@ const server = http.createServer((req, res) => {
     });
     req.pipe(res); // streamed back as it arrives, never buffered
   } else if (req.method === 'GET' && path === '/whoami') {
-    // Portico replaces any client-sent x-plugin-* header with the authenticated user's identity.
-    json(res, 200, {
-      id: req.headers['x-plugin-user-id'] ?? null,
-      name: req.headers['x-plugin-user-name'] ?? null,
-      roles: req.headers['x-plugin-user-roles'] ?? null,
-    });
+    // Portico replaces any client-sent x-plugin-* header with the signed identity of the user.
+    const user = verifyIdentity(req.headers);
+    json(res, user ? 200 : 401, user ?? { error: 'unverified identity' });
   } else if (req.method === 'GET' && path === '/health') {
     json(res, 200, { ok: true });
   } else {

@@ -138,6 +138,14 @@ describe('RPC proxy /api/plugins/:name/rpc/*', () => {
     expect(seen.headers['x-plugin-user-signature']).toMatch(/^[0-9a-f]{64}$/);
   });
 
+  it('gives the plugin an identity it can verify with its own key (echo /whoami)', async () => {
+    const res = await http(t.baseUrl, 'GET', '/api/plugins/echo/rpc/whoami', {
+      token: t.token({ sub: 'carol', name: 'Carol Ä', roles: ['user', 'ops'] }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ id: 'carol', name: 'Carol Ä', roles: ['user', 'ops'] });
+  });
+
   it('streams a 50 MiB upload and its 50 MiB echo unchanged', async () => {
     const size = 50 * 1024 * 1024;
     const result = await streamThrough(t, '/api/plugins/echo/rpc/echo', size);
