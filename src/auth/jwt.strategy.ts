@@ -8,26 +8,36 @@ import { Strategy } from 'passport-jwt';
 import { extractCredential } from './credential-extractor';
 import type { Principal } from './principal';
 import { TokenVerifier } from './token-verifier.service';
+import type { VerificationKey } from './token-verifier.service';
 
-/** passport-jwt over the same credential sources, key and options as TokenVerifier. */
+export const JWT_STRATEGY = 'jwt';
+
+/**
+ * passport-jwt over the same credential sources, keys, options and claim mapping as
+ * TokenVerifier, so HTTP and WebSocket callers are judged alike.
+ */
 @Injectable()
-export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
+export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
   public constructor(private readonly verifier: TokenVerifier) {
+    const { issuer, audience, algorithms } = verifier.options;
     super({
       jwtFromRequest: (req: IncomingMessage) => extractCredential(req)?.token ?? null,
       secretOrKeyProvider: (
-        _req: unknown,
-        _token: unknown,
-        done: (err: unknown, secret?: string) => void,
+        _req: IncomingMessage,
+        token: string,
+        done: (err: unknown, key?: VerificationKey) => void,
       ) => {
-        try {
-          done(null, verifier.secret);
-        } catch (err) {
-          done(err);
-        }
+        verifier.keyFor(token).then(
+          (key) => done(null, key),
+          (err: unknown) => done(err),
+        );
       },
-      algorithms: verifier.options.algorithms,
       jsonWebTokenOptions: verifier.options,
+      // passport-jwt overwrites these three in jsonWebTokenOptions with its own top-level
+      // options, even when those are undefined; repeat them or issuer/audience go unchecked.
+      issuer,
+      audience,
+      algorithms,
       ignoreExpiration: false,
     });
   }

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http';
+
 /** The authenticated user behind a request, derived from a verified JWT. */
 export interface Principal {
   /** `sub` claim. */
@@ -11,3 +13,8 @@ export interface Principal {
 }
 
 export const ADMIN_ROLE = 'admin';
+
+/** A request that went through JwtAuthGuard: `user` is set on every route not marked `@Public()`. */
+export interface AuthenticatedRequest extends IncomingMessage {
+  user?: Principal;
+}

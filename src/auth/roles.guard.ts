@@ -1,10 +1,11 @@
-import { CanActivate, ExecutionContext, ForbiddenException, Injectable } from '@nestjs/common';
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 
-import type { Principal } from './principal';
+import { AuthException, AuthExceptionCode } from './auth.exception';
+import type { AuthenticatedRequest } from './principal';
 import { REQUIRED_ROLES } from './roles.decorator';
 
-/** Global guard after JwtAuthGuard: 403 when the user lacks a role the route requires. */
+/** Global guard, runs after JwtAuthGuard: 403 when the user lacks a role the route requires. */
 @Injectable()
 export class RolesGuard implements CanActivate {
   public constructor(private readonly reflector: Reflector) {}
@@ -15,9 +16,21 @@ export class RolesGuard implements CanActivate {
       context.getClass(),
     ]);
     if (required === undefined || required.length === 0) return true;
-    const user = context.switchToHttp().getRequest<{ user?: Principal }>().user;
-    const missing = required.filter((r) => !(user?.roles ?? []).includes(r));
-    if (missing.length > 0) throw new ForbiddenException(`requires role ${missing.join(', ')}`);
+    const user = context.switchToHttp().getRequest<AuthenticatedRequest>().user;
+    // Only reachable when a route is both @Public() and @Roles(): a role needs a user.
+    if (user === undefined) {
+      throw new AuthException(
+        AuthExceptionCode.MISSING_CREDENTIALS,
+        'missing credentials',
+      ).toHttpException();
+    }
+    const missing = required.filter((role) => !user.roles.includes(role));
+    if (missing.length > 0) {
+      throw new AuthException(
+        AuthExceptionCode.FORBIDDEN_ROLE,
+        `requires role ${missing.join(', ')}`,
+      ).toHttpException();
+    }
     return true;
   }
 }

@@ -1,8 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
 
+import { ConsoleLogger, Logger } from '@nestjs/common';
 import { sign } from 'jsonwebtoken';
 
-import { AuthExceptionCode } from '../../../src/auth/auth.exception';
+import { AuthException, AuthExceptionCode } from '../../../src/auth/auth.exception';
 import { mintToken } from '../../../src/auth/token-minter';
 import { TokenVerifier } from '../../../src/auth/token-verifier.service';
 import { PorticoConfig } from '../../../src/config/portico-config';
@@ -16,6 +17,9 @@ function verifier(overrides: Partial<PorticoConfig> = {}): TokenVerifier {
 const now = (): number => Math.floor(Date.now() / 1000);
 
 describe('TokenVerifier', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
+
   it('accepts a valid token and maps it to a principal', async () => {
     const token = mintToken(SECRET, { sub: 'alice', name: 'Alice', roles: ['admin', 'dev'] });
     await expect(verifier().verify(token)).resolves.toMatchObject({
@@ -102,10 +106,84 @@ describe('TokenVerifier', () => {
     await expect(v.verify(badAud)).rejects.toMatchObject({ code: AuthExceptionCode.INVALID_TOKEN });
   });
 
+  it('answers expired and not-yet-valid tokens with their own messages', async () => {
+    await expect(verifier().verify(sign({ sub: 'a', exp: now() - 60 }, SECRET))).rejects.toEqual(
+      new AuthException(AuthExceptionCode.EXPIRED_TOKEN, 'token expired'),
+    );
+    await expect(verifier().verify(sign({ sub: 'a', nbf: now() + 120 }, SECRET))).rejects.toEqual(
+      new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token not yet valid'),
+    );
+  });
+
+  it('accepts any issuer and audience when none is configured', async () => {
+    const token = mintToken(SECRET, { sub: 'a', issuer: 'https://other', audience: 'other' });
+    await expect(verifier().verify(token)).resolves.toMatchObject({ id: 'a' });
+  });
+
+  it('rejects a token without the configured issuer or audience', async () => {
+    const token = mintToken(SECRET, { sub: 'a' });
+    await expect(verifier({ JWT_ISSUER: 'https://id.example' }).verify(token)).rejects.toEqual(
+      new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token'),
+    );
+    await expect(verifier({ JWT_AUDIENCE: 'portico' }).verify(token)).rejects.toMatchObject({
+      code: AuthExceptionCode.INVALID_TOKEN,
+    });
+  });
+
+  it('rejects an empty subject and a non-object payload', async () => {
+    await expect(verifier().verify(sign({ sub: '' }, SECRET))).rejects.toEqual(
+      new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no subject'),
+    );
+    await expect(verifier().verify(sign('just a string', SECRET))).rejects.toMatchObject({
+      code: AuthExceptionCode.INVALID_TOKEN,
+    });
+  });
+
+  it('keeps iat, and de-duplicates and trims roles', async () => {
+    const iat = now() - 100;
+    const principal = await verifier().verify(
+      sign({ sub: 'a', iat, roles: [' admin', 'admin', '', 'dev '] }, SECRET),
+    );
+    expect(principal).toEqual({ id: 'a', name: 'a', roles: ['admin', 'dev'], iat });
+    const none = await verifier().verify(sign({ sub: 'a', roles: { admin: true } }, SECRET));
+    expect(none.roles).toEqual([]);
+  });
+
+  it('refuses every token while only JWT_JWKS_URL is configured', async () => {
+    const v = new TokenVerifier(
+      Object.assign(new PorticoConfig(), { JWT_JWKS_URL: 'https://id.example/jwks' }),
+    );
+    await expect(v.verify(mintToken(SECRET, { sub: 'a' }))).rejects.toMatchObject({
+      code: AuthExceptionCode.INVALID_TOKEN,
+    });
+    expect(v.options.algorithms).not.toContain('HS256');
+  });
+
+  it('pins the algorithm and clock tolerance in the options it shares with JwtStrategy', () => {
+    expect(verifier({ JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' }).options).toEqual({
+      algorithms: ['HS256'],
+      clockTolerance: 30,
+      issuer: 'i',
+      audience: 'a',
+    });
+  });
+
   it('never puts the token in its error message', async () => {
-    const token = sign({ sub: 'a', exp: now() - 60 }, 'y'.repeat(40));
-    await verifier()
-      .verify(token)
-      .catch((err: Error) => expect(err.message).not.toContain(token.split('.')[2]));
+    const tokens = [
+      sign({ sub: 'a', exp: now() - 60 }, SECRET),
+      sign({ sub: 'a' }, 'y'.repeat(40)),
+      sign({ roles: [] }, SECRET),
+      'garbage-token-value',
+    ];
+    for (const token of tokens) {
+      const err = await verifier()
+        .verify(token)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err).toBeInstanceOf(AuthException);
+      for (const part of token.split('.')) expect((err as Error).message).not.toContain(part);
+    }
   });
 });

@@ -1,0 +1,196 @@
+import { generateKeyPairSync } from 'node:crypto';
+
+import { ConsoleLogger, Logger } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { sign } from 'jsonwebtoken';
+
+import { BEARER_SUBPROTOCOL_PREFIX } from '../../../src/auth/credential-extractor';
+import { JwtAuthGuard } from '../../../src/auth/jwt-auth.guard';
+import { JwtStrategy } from '../../../src/auth/jwt.strategy';
+import { ADMIN_ROLE } from '../../../src/auth/principal';
+import { Public } from '../../../src/auth/public.decorator';
+import { Roles } from '../../../src/auth/roles.decorator';
+import { mintToken } from '../../../src/auth/token-minter';
+import { TokenVerifier } from '../../../src/auth/token-verifier.service';
+import { PorticoConfig } from '../../../src/config/portico-config';
+import { config, httpContext, refusal, request, SECRET } from './auth-context';
+
+@Public()
+class HealthRoutes {
+  public live(): void {}
+}
+
+class ApiRoutes {
+  @Public()
+  public open(): void {}
+
+  public list(): void {}
+
+  @Roles(ADMIN_ROLE)
+  public rescan(): void {}
+}
+
+function guardFor(cfg: PorticoConfig = config()): JwtAuthGuard {
+  const verifier = new TokenVerifier(cfg);
+  return new JwtAuthGuard(new Reflector(), new JwtStrategy(verifier), verifier);
+}
+
+const now = (): number => Math.floor(Date.now() / 1000);
+const unauthorized = (message: string): { status: number; body: unknown } => ({
+  status: 401,
+  body: { statusCode: 401, error: 'Unauthorized', message },
+});
+
+describe('JwtAuthGuard', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
+
+  describe('public routes', () => {
+    it('lets anyone into a @Public() controller', async () => {
+      const req = request('/healthz');
+      await expect(guardFor().canActivate(httpContext(req, HealthRoutes, 'live'))).resolves.toBe(
+        true,
+      );
+      expect(req.user).toBeUndefined();
+    });
+
+    it('lets anyone into a @Public() handler', async () => {
+      const req = request('/api/open');
+      await expect(guardFor().canActivate(httpContext(req, ApiRoutes, 'open'))).resolves.toBe(true);
+      expect(req.user).toBeUndefined();
+    });
+  });
+
+  describe('every other route', () => {
+    it('answers 401 "missing credentials" without a token', async () => {
+      const ctx = httpContext(request('/api/plugins'), ApiRoutes, 'list');
+      expect(await refusal(() => guardFor().canActivate(ctx))).toEqual(
+        unauthorized('missing credentials'),
+      );
+    });
+
+    it('sets req.user to the principal of a valid bearer token', async () => {
+      const token = mintToken(SECRET, { sub: 'alice', name: 'Alice', roles: ['user', 'dev'] });
+      const req = request('/api/plugins', { authorization: `Bearer ${token}` });
+      await expect(guardFor().canActivate(httpContext(req, ApiRoutes, 'list'))).resolves.toBe(true);
+      expect(req.user).toEqual({
+        id: 'alice',
+        name: 'Alice',
+        roles: ['user', 'dev'],
+        iat: expect.any(Number) as number,
+      });
+    });
+
+    it.each([
+      ['cookie', (t: string) => request('/api/plugins', { cookie: `a=1; portico_token=${t}` })],
+      ['query', (t: string) => request(`/api/plugins/x/rpc/y?token=${t}&a=1`)],
+      [
+        'subprotocol',
+        (t: string) =>
+          request('/api/plugins', {
+            'sec-websocket-protocol':
+              BEARER_SUBPROTOCOL_PREFIX + Buffer.from(t).toString('base64url'),
+          }),
+      ],
+    ])('accepts a token from the %s', async (_source, make) => {
+      const req = make(mintToken(SECRET, { sub: 'bob' }));
+      await expect(guardFor().canActivate(httpContext(req, ApiRoutes, 'list'))).resolves.toBe(true);
+      expect(req.user?.id).toBe('bob');
+    });
+
+    it.each([
+      ['expired', () => mintToken(SECRET, { sub: 'a', expiresInSeconds: -120 }), 'token expired'],
+      ['not yet valid', () => sign({ sub: 'a', nbf: now() + 300 }, SECRET), 'token not yet valid'],
+      ['signed with another key', () => mintToken('z'.repeat(40), { sub: 'a' }), 'invalid token'],
+      ['malformed', () => 'not-a-jwt', 'invalid token'],
+      [
+        'alg none',
+        () =>
+          [
+            { alg: 'none', typ: 'JWT' },
+            { sub: 'root', roles: ['admin'] },
+          ]
+            .map((part) => Buffer.from(JSON.stringify(part)).toString('base64url'))
+            .join('.') + '.',
+        'invalid token',
+      ],
+      [
+        'RS256',
+        () =>
+          sign({ sub: 'a' }, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, {
+            algorithm: 'RS256',
+          }),
+        'invalid token',
+      ],
+      ['without sub', () => sign({ roles: ['admin'] }, SECRET), 'token has no subject'],
+    ])('answers 401 for a token %s, without echoing it', async (_what, make, message) => {
+      const token = make();
+      const req = request('/api/plugins', { authorization: `Bearer ${token}` });
+      const result = await refusal(() =>
+        guardFor().canActivate(httpContext(req, ApiRoutes, 'list')),
+      );
+      expect(result).toEqual(unauthorized(message));
+      expect(req.user).toBeUndefined();
+    });
+
+    it('does not fall back to a cookie when the header token is bad', async () => {
+      const good = mintToken(SECRET, { sub: 'a' });
+      const req = request('/api/plugins', {
+        authorization: 'Bearer nope',
+        cookie: `portico_token=${good}`,
+      });
+      const result = await refusal(() =>
+        guardFor().canActivate(httpContext(req, ApiRoutes, 'list')),
+      );
+      expect(result).toEqual(unauthorized('invalid token'));
+    });
+  });
+
+  describe('issuer and audience (checked by the passport-jwt path too)', () => {
+    const guard = (): JwtAuthGuard =>
+      guardFor(config({ JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'portico' }));
+    const attempt = (token: string): Promise<boolean> =>
+      guard().canActivate(
+        httpContext(
+          request('/api/plugins', { authorization: `Bearer ${token}` }),
+          ApiRoutes,
+          'list',
+        ),
+      );
+
+    it('accepts a token with both', async () => {
+      const token = mintToken(SECRET, {
+        sub: 'a',
+        issuer: 'https://id.example',
+        audience: 'portico',
+      });
+      await expect(attempt(token)).resolves.toBe(true);
+    });
+
+    it.each([
+      ['no issuer or audience', {}],
+      ['another issuer', { issuer: 'https://evil.example', audience: 'portico' }],
+      ['another audience', { issuer: 'https://id.example', audience: 'elsewhere' }],
+    ])('refuses a token with %s', async (_what, claims) => {
+      const token = mintToken(SECRET, { sub: 'a', ...claims });
+      expect(await refusal(() => attempt(token))).toEqual(unauthorized('invalid token'));
+    });
+  });
+
+  it('keeps each instance on its own keys when several apps share the process', async () => {
+    const first = guardFor(config({ JWT_SECRET: 'a'.repeat(40) }));
+    const second = guardFor(config({ JWT_SECRET: 'b'.repeat(40) }));
+    const tokenFor = (secret: string): string => mintToken(secret, { sub: 'a' });
+    const attempt = (guard: JwtAuthGuard, token: string): Promise<boolean> =>
+      guard.canActivate(
+        httpContext(
+          request('/api/plugins', { authorization: `Bearer ${token}` }),
+          ApiRoutes,
+          'list',
+        ),
+      );
+    await expect(attempt(first, tokenFor('a'.repeat(40)))).resolves.toBe(true);
+    await expect(attempt(second, tokenFor('b'.repeat(40)))).resolves.toBe(true);
+    expect((await refusal(() => attempt(first, tokenFor('b'.repeat(40))))).status).toBe(401);
+  });
+});
