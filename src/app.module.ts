@@ -5,6 +5,7 @@ import { ConfigModule } from './config/config.module';
 import { PorticoConfig } from './config/portico-config';
 import { HealthModule } from './health/health.module';
 import { LoggingModule } from './logging/logging.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PluginsModule } from './plugins/plugins.module';
 
 @Module({})
@@ -15,6 +16,7 @@ export class AppModule {
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule,
+        MetricsModule,
         AuthModule,
         PluginsModule,
         HealthModule,

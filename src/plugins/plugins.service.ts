@@ -69,6 +69,10 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return this.registry.list();
   }
 
+  public exists(name: PluginName): boolean {
+    return this.registry.get(name) !== undefined;
+  }
+
   public get(name: PluginName): PluginDescriptor {
     return this.registry.require(name);
   }

@@ -341,7 +341,9 @@ describe('bundled echo plugin', () => {
     const who = await fetch(`http://127.0.0.1:${port}/whoami`, {
       headers: { 'x-plugin-user-id': 'alice', 'x-plugin-user-name': 'Alice' },
     });
-    expect(await who.json()).toEqual({ id: 'alice', name: 'Alice', roles: null });
+    // Unsigned identity headers (not from Portico) are not believed.
+    expect(who.status).toBe(401);
+    expect(await who.json()).toEqual({ error: 'unverified identity' });
     expect(await getJson(port, '/health')).toEqual({ ok: true });
     expect((await fetch(`http://127.0.0.1:${port}/nope`)).status).toBe(404);
 

@@ -8,7 +8,7 @@ import { PluginIdentityService } from '../../src/plugins/secrets/plugin-identity
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { verifyIdentity } = require('../../plugins/echo/portico-identity.js') as {
   verifyIdentity(
-    headers: IncomingHttpHeaders,
+    headers: IncomingHttpHeaders | object,
     options: { secret: string; plugin: string },
   ): { id: string; name: string; roles: string[]; iat: number } | null;
 };

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 
 import { PorticoConfig } from '../../config/portico-config';
+import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginDescriptor } from '../manifest/plugin-descriptor';
 import type { PluginName } from '../plugin.types';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
@@ -47,6 +48,7 @@ export class PluginProcessManager
   public constructor(
     private readonly config: PorticoConfig,
     private readonly identity: PluginIdentityService,
+    private readonly metrics: PorticoMetrics,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(PROCESS_SPAWNER) private readonly spawner: ProcessSpawner,
   ) {
@@ -72,6 +74,7 @@ export class PluginProcessManager
     await this.stop(name);
     this.supervisors.delete(name);
     this.descriptors.delete(name);
+    this.metrics.pluginRunning.remove({ plugin: name });
     this.logs.delete(name);
   }
 
@@ -92,11 +95,13 @@ export class PluginProcessManager
 
   public stateChanged(name: PluginName, state: SupervisorState): void {
     this.logger.log({ plugin: name, event: 'state', state });
+    this.metrics.pluginRunning.set({ plugin: name }, state === 'running' ? 1 : 0);
     this.emit('state', name, state);
   }
 
   public exited(name: PluginName, info: ExitInfo): void {
     const fields = { plugin: name, event: 'exit', code: info.code, signal: info.signal };
+    this.metrics.pluginExits.inc({ plugin: name, expected: String(info.expected) });
     if (info.expected) this.logger.log({ ...fields, willRestart: info.willRestart });
     else this.logger.warn({ ...fields, willRestart: info.willRestart, unexpected: true });
     this.emit('exit', name, info);

@@ -22,6 +22,7 @@ import {
 import type { Principal } from '../../auth/principal';
 import { TokenVerifier } from '../../auth/token-verifier.service';
 import { PorticoConfig } from '../../config/portico-config';
+import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { redactUrl } from '../../logging/redact-url';
 import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
 import { PluginException, PluginExceptionCode } from '../plugin.exception';
@@ -83,6 +84,7 @@ export class PluginProxyGateway
     private readonly plugins: PluginsService,
     private readonly processes: PluginProcessManager,
     private readonly identity: PluginIdentityService,
+    private readonly metrics: PorticoMetrics,
   ) {}
 
   public onApplicationBootstrap(): void {
@@ -133,7 +135,7 @@ export class PluginProxyGateway
   }
 
   public closed(relay: WsRelay): void {
-    this.relays.delete(relay);
+    if (this.relays.delete(relay)) this.metrics.wsOpen.dec({ plugin: relay.plugin });
     const wait = this.lostWaits.get(relay);
     if (wait !== undefined) clearTimeout(wait);
     this.lostWaits.delete(relay);
@@ -269,11 +271,20 @@ export class PluginProxyGateway
       this,
     );
     this.relays.add(relay);
+    this.metrics.wsOpen.inc({ plugin: name });
+    this.metrics.wsHandshakes.inc({ plugin: name, outcome: 'relayed' });
     socket.write(response + '\r\n');
     relay.start(head, upstream.rest);
     socket.resume();
     upstream.socket.resume();
     this.logger.debug({ plugin: name, event: 'ws_open', user: user.id, path: redactUrl(path) });
+  }
+
+  /** The plugin a URL names, if it exists: metric labels never take arbitrary client input. */
+  private knownPlugin(url: string | undefined): string {
+    const segment = ROUTE.exec(url ?? '')?.[1];
+    const name = segment === undefined ? undefined : decodeSegment(segment);
+    return name !== undefined && this.plugins.exists(name) ? name : '-';
   }
 
   /** Cross-site WebSocket hijacking guard: ambient credentials need a trusted Origin. */
@@ -294,6 +305,7 @@ export class PluginProxyGateway
 
   /** Plain HTTP answer to a refused upgrade, before any 101 (CONTRACT.md §4). */
   private reject(socket: Socket, req: IncomingMessage, status: number, message: string): void {
+    this.metrics.wsHandshakes.inc({ plugin: this.knownPlugin(req.url), outcome: String(status) });
     this.logger.warn({
       event: 'ws_rejected',
       status,
@@ -325,6 +337,7 @@ export class PluginProxyGateway
     if (!(err instanceof PluginException)) throw err;
     if (socket.destroyed) return;
     const code = PLUGIN_EXCEPTION_STATUS[err.code].ws;
+    this.metrics.wsHandshakes.inc({ plugin: this.knownPlugin(req.url), outcome: String(code) });
     this.logger.warn({ plugin: name, event: 'ws_unavailable', code, reason: err.message });
     const protocol = offered.includes(PORTICO_SUBPROTOCOL) ? PORTICO_SUBPROTOCOL : offered[0];
     // ws negotiates from the header; offer it only what we are willing to answer.

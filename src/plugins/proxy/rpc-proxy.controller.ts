@@ -10,6 +10,8 @@ import { CurrentUser } from '../../auth/current-user.decorator';
 import type { Principal } from '../../auth/principal';
 import { sendPluginError } from '../../common/http-exception.filter';
 import { PorticoConfig } from '../../config/portico-config';
+import { PorticoMetrics } from '../../metrics/portico-metrics';
+import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
 import { PluginException, PluginExceptionCode } from '../plugin.exception';
 import { PluginsService } from '../plugins.service';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
@@ -35,6 +37,7 @@ export class RpcProxyController implements OnApplicationShutdown {
     private readonly config: PorticoConfig,
     private readonly plugins: PluginsService,
     private readonly identity: PluginIdentityService,
+    private readonly metrics: PorticoMetrics,
   ) {}
 
   public onApplicationShutdown(): void {
@@ -74,6 +77,10 @@ export class RpcProxyController implements OnApplicationShutdown {
     const fail = (err: PluginException): void => {
       clearTimeout(timer);
       upstream.destroy();
+      this.metrics.rpcRequests.inc({
+        plugin: name,
+        status: String(PLUGIN_EXCEPTION_STATUS[err.code].http),
+      });
       if (res.headersSent) res.destroy();
       else {
         this.logger.warn({ plugin: name, event: 'rpc_failed', reason: err.message });
@@ -83,6 +90,10 @@ export class RpcProxyController implements OnApplicationShutdown {
 
     upstream.on('response', (answer: IncomingMessage) => {
       clearTimeout(timer);
+      this.metrics.rpcRequests.inc({
+        plugin: name,
+        status: `${Math.floor((answer.statusCode ?? 502) / 100)}xx`,
+      });
       const out: Record<string, string | string[]> = {};
       for (const [key, value] of Object.entries(answer.headers)) {
         if (value !== undefined && !isHopByHopResponseHeader(key)) out[key] = value;

@@ -1,0 +1,47 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+/** Prometheus metrics of the host, in a registry of its own (no global state between apps). */
+@Injectable()
+export class PorticoMetrics {
+  public readonly registry = new Registry();
+
+  public readonly wsOpen = new Gauge({
+    name: 'portico_ws_connections',
+    help: 'Proxied WebSocket connections currently open',
+    labelNames: ['plugin'] as const,
+    registers: [this.registry],
+  });
+
+  public readonly wsHandshakes = new Counter({
+    name: 'portico_ws_handshakes_total',
+    help: 'WebSocket upgrade requests by outcome (relayed, or the HTTP status / close code)',
+    labelNames: ['plugin', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  public readonly rpcRequests = new Counter({
+    name: 'portico_rpc_requests_total',
+    help: 'RPC requests proxied to plugins, by HTTP status class',
+    labelNames: ['plugin', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  public readonly pluginExits = new Counter({
+    name: 'portico_plugin_exits_total',
+    help: 'Plugin server exits, by whether they were expected',
+    labelNames: ['plugin', 'expected'] as const,
+    registers: [this.registry],
+  });
+
+  public readonly pluginRunning = new Gauge({
+    name: 'portico_plugin_running',
+    help: '1 while the plugin server is running',
+    labelNames: ['plugin'] as const,
+    registers: [this.registry],
+  });
+
+  public constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'portico_' });
+  }
+}
