@@ -7,6 +7,7 @@ import {
   Injectable,
   Logger,
   OnApplicationBootstrap,
+  OnApplicationShutdown,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -60,7 +61,7 @@ class HandshakeRejection extends Error {
  */
 @Injectable()
 export class PluginProxyGateway
-  implements OnApplicationBootstrap, BeforeApplicationShutdown, RelayHooks
+  implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown, RelayHooks
 {
   private readonly logger = new Logger(PluginProxyGateway.name);
   private readonly relays = new Set<WsRelay>();
@@ -101,8 +102,8 @@ export class PluginProxyGateway
 
   /** Host shutdown: refuse new upgrades, close every connection with 1001, wait for them. */
   public async beforeApplicationShutdown(): Promise<void> {
+    // Upgrades that still arrive are answered 503 until the server closes.
     this.draining = true;
-    this.server?.off('upgrade', this.onUpgrade);
     this.processes.off('stopping', this.onPluginStopping);
     this.processes.off('exit', this.onPluginExit);
     if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
@@ -112,10 +113,15 @@ export class PluginProxyGateway
     for (const relay of this.relays) relay.closeBoth(CloseCode.GoingAway, 'server shutting down');
     for (const ws of this.rejector.clients) ws.terminate();
     this.rejector.close();
-    const deadline = Date.now() + Math.min(this.config.SHUTDOWN_GRACE_MS, 2000);
+    // Each relay destroys what is left of itself within a second of its close frames.
+    const deadline = Date.now() + this.config.SHUTDOWN_GRACE_MS;
     while (this.relays.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  public onApplicationShutdown(): void {
+    this.server?.off('upgrade', this.onUpgrade);
   }
 
   public upstreamLost(relay: WsRelay): void {
