@@ -30,6 +30,8 @@ export interface PluginView {
   readonly lastError?: string;
   readonly invalidReason?: string;
   readonly secrets: SecretView[];
+  /** Where a web app finds the plugin: its frontend entry, its WebSocket and RPC base paths. */
+  readonly urls: { readonly entry?: string; readonly ws: string; readonly rpc: string };
   /** Roles the plugin is restricted to (empty = every user) and whether the caller may use it. */
   readonly access: { readonly roles: readonly string[]; readonly allowed: boolean };
 }
@@ -79,6 +81,13 @@ export function toPluginView(
         set: false,
         source: null,
       })),
+    urls: {
+      ...(manifest?.entry !== undefined
+        ? { entry: `/api/plugins/${descriptor.name}/assets/${manifest.entry}` }
+        : {}),
+      ws: `/plugin-ws/${descriptor.name}`,
+      rpc: `/api/plugins/${descriptor.name}/rpc/`,
+    },
     access: { roles: descriptor.accessRoles, allowed: state.allowed },
   };
 }

@@ -66,7 +66,15 @@ describe('management API /api/plugins', () => {
       enabled: true,
       displayName: 'Echo',
       secrets: [],
+      urls: {
+        entry: '/api/plugins/echo/assets/frontend/index.js',
+        ws: '/plugin-ws/echo',
+        rpc: '/api/plugins/echo/rpc/',
+      },
     });
+    const entry = await get('/api/plugins/echo/assets/frontend/index.js');
+    expect(entry.status).toBe(200);
+    expect(entry.headers['content-type']).toMatch(/javascript/);
     expect(byName.get('invalid-manifest')).toMatchObject({ status: 'invalid' });
     expect(byName.get('invalid-manifest')?.invalidReason).toMatch(/entry/);
     expect(byName.get('bad-json')?.status).toBe('invalid');
