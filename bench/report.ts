@@ -1,0 +1,495 @@
+import type { Metrics, ScenarioName, ScenarioParams, TargetName } from './types';
+
+/** One scenario on one target in one run. */
+export interface RunRecord {
+  run: number;
+  scenario: ScenarioName;
+  target: TargetName;
+  metrics: Metrics;
+}
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  ramGiB: number;
+  kernel: string;
+  node: string;
+  nginx: string;
+  ws: string;
+  pinning: string;
+  portico: string;
+  openFileLimit: number;
+}
+
+export interface Report {
+  date: string;
+  command: string;
+  quick: boolean;
+  runs: number;
+  targets: TargetName[];
+  scenarios: ScenarioName[];
+  idleConnections: number;
+  idleNote: string | undefined;
+  params: ScenarioParams;
+  machine: MachineInfo;
+  records: RunRecord[];
+  /** medians[target][scenario][metric] */
+  medians: Partial<Record<TargetName, Partial<Record<ScenarioName, Metrics>>>>;
+  porticoLog: string[];
+}
+
+interface Row {
+  scenario: ScenarioName;
+  metric: string;
+  label: string;
+  better: 'higher' | 'lower';
+  digits: number;
+}
+
+export const ROWS: Row[] = [
+  { scenario: 'latency', metric: 'p50Us', label: 'latency p50 (µs)', better: 'lower', digits: 0 },
+  { scenario: 'latency', metric: 'p99Us', label: 'latency p99 (µs)', better: 'lower', digits: 0 },
+  { scenario: 'latency', metric: 'maxUs', label: 'latency max (µs)', better: 'lower', digits: 0 },
+  {
+    scenario: 'msgrate',
+    metric: 'roundTripsPerSec',
+    label: 'msgrate (round trips/s)',
+    better: 'higher',
+    digits: 0,
+  },
+  { scenario: 'bulk', metric: 'mbPerSec', label: 'bulk (MB/s)', better: 'higher', digits: 1 },
+  {
+    scenario: 'connect',
+    metric: 'perSec',
+    label: 'connect (handshakes/s)',
+    better: 'higher',
+    digits: 0,
+  },
+  {
+    scenario: 'connect',
+    metric: 'handshakeP50Ms',
+    label: 'connect p50 (ms)',
+    better: 'lower',
+    digits: 2,
+  },
+  {
+    scenario: 'connect',
+    metric: 'handshakeP99Ms',
+    label: 'connect p99 (ms)',
+    better: 'lower',
+    digits: 2,
+  },
+  {
+    scenario: 'idle',
+    metric: 'kibPerConn',
+    label: 'idle memory (KiB/connection)',
+    better: 'lower',
+    digits: 1,
+  },
+];
+
+/** The ratios issue #3 asks of the relay, checked on every full run. */
+const GOALS: {
+  scenario: ScenarioName;
+  metric: string;
+  versus: TargetName;
+  op: '>=' | '<=';
+  factor: number;
+  text: string;
+}[] = [
+  {
+    scenario: 'msgrate',
+    metric: 'roundTripsPerSec',
+    versus: 'nginx',
+    op: '>=',
+    factor: 1.3,
+    text: 'msgrate ≥ 1.3× nginx',
+  },
+  {
+    scenario: 'bulk',
+    metric: 'mbPerSec',
+    versus: 'nginx',
+    op: '>=',
+    factor: 1.1,
+    text: 'bulk MB/s ≥ 1.1× nginx',
+  },
+  {
+    scenario: 'latency',
+    metric: 'p50Us',
+    versus: 'direct',
+    op: '<=',
+    factor: 1.15,
+    text: 'latency p50 ≤ 1.15× direct',
+  },
+  {
+    scenario: 'connect',
+    metric: 'perSec',
+    versus: 'nginx',
+    op: '>=',
+    factor: 0.8,
+    text: 'connect/s ≥ 0.8× nginx',
+  },
+  {
+    scenario: 'idle',
+    metric: 'kibPerConn',
+    versus: 'nginx',
+    op: '<=',
+    factor: 1.0,
+    text: 'idle KiB/connection ≤ nginx',
+  },
+];
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function medians(records: RunRecord[]): Report['medians'] {
+  const out: Report['medians'] = {};
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const key = `${r.target}/${r.scenario}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  for (const group of groups.values()) {
+    const { target, scenario } = group[0];
+    const metrics: Metrics = {};
+    for (const name of Object.keys(group[0].metrics))
+      metrics[name] = median(group.map((r) => r.metrics[name]));
+    out[target] = { ...out[target], [scenario]: metrics };
+  }
+  return out;
+}
+
+function value(report: Report, target: TargetName, scenario: ScenarioName, metric: string): number {
+  return report.medians[target]?.[scenario]?.[metric] ?? NaN;
+}
+
+function fmt(n: number, digits: number): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n.toLocaleString('en-US', {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+function ratio(a: number, b: number): number {
+  return Number.isFinite(a) && Number.isFinite(b) && b > 0 && a >= 0 ? a / b : NaN;
+}
+
+function fmtRatio(r: number): string {
+  return Number.isFinite(r) ? `${r.toFixed(2)}×` : 'n/a';
+}
+
+export function resultsTable(report: Report): string {
+  const lines = [
+    '| metric | better | direct | nginx | portico | portico/direct | portico/nginx | nginx/direct |',
+    '|---|---|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const row of ROWS) {
+    if (!report.scenarios.includes(row.scenario)) continue;
+    const v = (t: TargetName): number => value(report, t, row.scenario, row.metric);
+    lines.push(
+      `| ${row.label} | ${row.better} | ${fmt(v('direct'), row.digits)} | ${fmt(v('nginx'), row.digits)} | ` +
+        `${fmt(v('portico'), row.digits)} | ${fmtRatio(ratio(v('portico'), v('direct')))} | ` +
+        `${fmtRatio(ratio(v('portico'), v('nginx')))} | ${fmtRatio(ratio(v('nginx'), v('direct')))} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+export function goalsTable(report: Report): string {
+  const lines = ['| goal (issue #3) | measured | met |', '|---|--:|:-:|'];
+  for (const g of GOALS) {
+    if (!report.scenarios.includes(g.scenario)) continue;
+    const r = ratio(
+      value(report, 'portico', g.scenario, g.metric),
+      value(report, g.versus, g.scenario, g.metric),
+    );
+    const met = !Number.isFinite(r)
+      ? 'n/a'
+      : (g.op === '>=' ? r >= g.factor : r <= g.factor)
+        ? 'yes'
+        : '**no**';
+    lines.push(`| ${g.text} | ${fmtRatio(r)} ${g.versus} | ${met} |`);
+  }
+  return lines.join('\n');
+}
+
+export function perRunTable(report: Report): string {
+  const header = Array.from({ length: report.runs }, (_, i) => `run ${i + 1}`);
+  const lines = [
+    `| metric | target | ${header.join(' | ')} | median |`,
+    `|---|---|${header.map(() => '--:').join('|')}|--:|`,
+  ];
+  for (const row of ROWS) {
+    for (const target of report.targets) {
+      const runs = report.records
+        .filter((r) => r.scenario === row.scenario && r.target === target)
+        .sort((a, b) => a.run - b.run);
+      if (runs.length === 0) continue;
+      const cells = runs.map((r) => fmt(r.metrics[row.metric], row.digits));
+      lines.push(
+        `| ${row.label} | ${target} | ${cells.join(' | ')} | ` +
+          `${fmt(value(report, target, row.scenario, row.metric), row.digits)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Median CPU use per scenario and target, in % of one core. */
+export function cpuTable(report: Report): string {
+  const pct = (v: number | undefined): string =>
+    v === undefined || !Number.isFinite(v) ? '–' : `${v.toFixed(0)}%`;
+  const lines = [
+    '| scenario | target | load client | proxy | echo upstream | other processes |',
+    '|---|---|--:|--:|--:|--:|',
+  ];
+  for (const scenario of report.scenarios) {
+    for (const target of report.targets) {
+      const m = report.medians[target]?.[scenario];
+      if (!m || m.clientCpuPct === undefined) continue;
+      const proxy = target === 'direct' ? '–' : pct(m.proxyCpuPct);
+      const upstream = target === 'direct' ? pct(m.proxyCpuPct) : pct(m.upstreamCpuPct);
+      lines.push(
+        `| ${scenario} | ${target} | ${pct(m.clientCpuPct)} | ${proxy} | ${upstream} | ${pct(m.otherCpuPct)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+/** How much CPU other processes took while we measured (median and worst scenario). */
+export function otherLoad(report: Report): { median: number; max: number } {
+  const values = report.records
+    .map((r) => r.metrics.otherCpuPct)
+    .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return { median: median(values), max: values.length > 0 ? Math.max(...values) : NaN };
+}
+
+export function machineLines(report: Report): string {
+  const m = report.machine;
+  const other = otherLoad(report);
+  return [
+    `- **Date**: ${report.date}`,
+    `- **Command**: \`${report.command}\`${report.quick ? ' (quick smoke run — not representative)' : ''}`,
+    `- **Machine**: ${m.cpuModel}, ${m.cores} cores, ${m.ramGiB.toFixed(1)} GiB RAM, Linux ${m.kernel}`,
+    `- **Software**: Node ${m.node}, ${m.nginx} (Debian package), ws ${m.ws} (load client and echo plugin)`,
+    `- **Portico**: ${m.portico}`,
+    `- **Pinning**: ${m.pinning}`,
+    `- **Runs**: ${report.runs}; every number is the median of the runs`,
+    `- **Other load** while measuring (processes not under test, % of one core): median ` +
+      `${fmt(other.median, 0)}%, worst scenario ${fmt(other.max, 0)}%`,
+  ].join('\n');
+}
+
+export function markdown(report: Report): string {
+  const p = report.params;
+  const n = (x: number): string => x.toLocaleString('en-US');
+  return `# Benchmarks
+
+<!-- Generated by \`npm run bench\` (bench/bench.ts). Do not edit by hand: re-run the bench. -->
+
+How fast is a WebSocket through Portico, compared with a direct connection to the plugin and with
+nginx in front of it? One invocation measures all three side by side against the same echo plugin
+(\`plugins/echo/server.js\`).
+
+${machineLines(report)}
+
+Reproduce with \`npm run bench\` (about 6 minutes; installs Debian's nginx with apt-get if it is
+missing) or \`npm run bench -- --quick\` for a smoke run; options are described in
+[\`bench/README.md\`](../bench/README.md).
+
+![Each scenario per target, normalised to direct](benchmarks.svg)
+
+## Results
+
+${resultsTable(report)}
+
+Ratios are plain quotients of the medians; whether a larger ratio is good depends on the
+"better" column.
+
+## Goals
+
+${goalsTable(report)}
+
+## CPU use
+
+Medians over the measured window, in % of one core. A load client near 100% means that
+number is bounded by the client rather than by the target; the proxy and the echo upstream
+share one core, so together they cannot exceed 100% (kernel time for loopback networking is not
+attributed to any of them).
+
+${cpuTable(report)}
+
+## Every run
+
+${perRunTable(report)}
+
+## Method
+
+- **Targets**, all in one invocation: **direct** — the load client connects to the echo
+  plugin's own \`ws://127.0.0.1:<port>/ws\`; **nginx** — Debian's nginx, one worker,
+  \`proxy_buffering off\`, HTTP/1.1 with Upgrade/Connection headers, access log off, everything
+  else default ([\`bench/nginx.conf.template\`](../bench/nginx.conf.template)), proxying
+  \`/plugin-ws/echo\` to the same echo process as direct; **portico** — \`node dist/main.js\` after
+  \`npm run build\` (\`NODE_ENV=production\`, \`LOG_LEVEL=warn\`, default ping interval), with a
+  plugins folder holding only \`echo\`; the client connects to \`/plugin-ws/echo\` with an
+  \`Authorization: Bearer\` HS256 JWT, so every handshake is a JWT check plus an upstream dial.
+  Portico runs its own echo child, which is the same code as the one behind direct and nginx.
+- **Load client**: the \`ws\` library (masking on, as the protocol requires; permessage-deflate off)
+  in its own process. ${report.machine.pinning}.
+- **Verification**: every echo is compared byte for byte with what was sent, must come back as
+  binary and in order; handshakes must succeed and every close must be 1000. Any error,
+  mismatch, unexpected close, or 10 s without progress fails the whole run with a non-zero exit.
+- **Quiet machine**: before each measurement the harness waits (up to a minute, five minutes per
+  invocation) until processes other than its own use under 15% of a core, and it records the
+  other load during every measurement (see "Other load" above and the CPU table).
+- **Order**: the three targets run one after the other for each scenario, and the order of the
+  targets rotates from one run to the next.
+- **latency**: 1 connection, sequential ${p.messageBytes}-byte round trips (${n(p.latencyRoundTrips)}
+  measured after ${n(p.latencyWarmup)} warm-up ones); p50/p99/max of the round-trip time.
+- **msgrate**: ${p.msgrateConnections} connections × ${p.msgrateInFlight} messages in flight,
+  ${p.messageBytes}-byte binary messages, ${p.warmupSeconds} s warm-up, then round trips completed
+  in ${p.msgrateSeconds} s.
+- **bulk**: ${p.bulkConnections} connections, each echoing random ${p.bulkMessageBytes / 1048576} MiB
+  binary messages with one in flight, ${p.warmupSeconds} s warm-up then ${p.bulkSeconds} s; MB/s
+  (10⁶ bytes) of payload echoed — every byte crosses the proxy twice.
+- **connect**: ${n(p.connectCount)} cycles at concurrency ${p.connectConcurrency}, each opening a
+  connection, doing one ${p.messageBytes}-byte echo and closing; cycles per second, and p50/p99 of
+  the time from \`new WebSocket()\` to \`open\`.
+- **idle**: on freshly started processes (a new echo, nginx or Portico for every run, because
+  memory freed by earlier connections stays in RSS and would be reused): 100 warm-up
+  connections opened, echoed and closed, then ${n(p.idleConnections)} connections opened and
+  left idle; VmRSS of the proxy process from \`/proc/<pid>/status\` before, and after opening
+  them once ${p.idleSettleMs / 1000} s have passed and four readings 500 ms apart agree within 1%
+  (at most 10 s more), divided by the number of connections
+  (for direct that is the echo server's own memory; for nginx the worker process; for Portico
+  the host process, not its echo child); afterwards every connection must still echo one
+  message.${report.idleNote ? `\n  ${report.idleNote}` : ''}
+- Raw numbers of every run are in \`bench/results/<timestamp>.json\` (not committed).
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chart
+
+const CHART_METRICS: { scenario: ScenarioName; metric: string; label: string; note: string }[] = [
+  { scenario: 'latency', metric: 'p50Us', label: 'latency p50', note: 'lower is better' },
+  { scenario: 'msgrate', metric: 'roundTripsPerSec', label: 'msgrate', note: 'higher is better' },
+  { scenario: 'bulk', metric: 'mbPerSec', label: 'bulk MB/s', note: 'higher is better' },
+  { scenario: 'connect', metric: 'perSec', label: 'connect/s', note: 'higher is better' },
+  { scenario: 'idle', metric: 'kibPerConn', label: 'idle KiB/conn', note: 'lower is better' },
+];
+
+const COLORS: Record<TargetName, string> = {
+  direct: '#9aa0a6',
+  nginx: '#2e9d5b',
+  portico: '#3367d6',
+};
+
+function esc(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
+}
+
+/** A grouped bar chart: each scenario's median per target divided by direct's. */
+export function svgChart(report: Report): string {
+  const groups = CHART_METRICS.filter((g) => report.scenarios.includes(g.scenario));
+  const targets = report.targets;
+  const W = 820;
+  const H = 420;
+  const left = 56;
+  const right = 16;
+  const top = 70;
+  const bottom = 70;
+  const plotW = W - left - right;
+  const plotH = H - top - bottom;
+  const ratios = groups.map((g) =>
+    targets.map((t) =>
+      ratio(value(report, t, g.scenario, g.metric), value(report, 'direct', g.scenario, g.metric)),
+    ),
+  );
+  const finite = ratios.flat().filter(Number.isFinite);
+  const maxRatio = Math.max(1.5, ...finite);
+  const step = maxRatio > 6 ? 2 : maxRatio > 3 ? 1 : 0.5;
+  const yMax = Math.ceil((maxRatio * 1.08) / step) * step;
+  const y = (r: number): number => top + plotH - (r / yMax) * plotH;
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ` +
+      `font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="16" font-weight="600" fill="#202124">` +
+      `WebSocket echo through Portico and nginx, relative to a direct connection (= 1.0)</text>`,
+    `<text x="${W / 2}" y="40" text-anchor="middle" fill="#5f6368">` +
+      esc(
+        `${report.machine.cpuModel}, ${report.machine.cores} cores · medians of ${report.runs} run(s) · ` +
+          `${report.date.slice(0, 10)}${report.quick ? ' · QUICK RUN' : ''}`,
+      ) +
+      `</text>`,
+  );
+  // Grid and axis.
+  for (let r = 0; r <= yMax + 1e-9; r += step) {
+    const yy = y(r).toFixed(1);
+    out.push(
+      `<line x1="${left}" y1="${yy}" x2="${W - right}" y2="${yy}" stroke="#e8eaed"/>`,
+      `<text x="${left - 6}" y="${(y(r) + 4).toFixed(1)}" text-anchor="end" fill="#5f6368">${r.toFixed(1)}×</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${left}" y1="${y(1).toFixed(1)}" x2="${W - right}" y2="${y(1).toFixed(1)}" ` +
+      `stroke="#5f6368" stroke-dasharray="4 3"/>`,
+  );
+  const groupW = plotW / Math.max(1, groups.length);
+  const barW = Math.min(44, (groupW * 0.75) / Math.max(1, targets.length));
+  groups.forEach((g, gi) => {
+    const cx = left + groupW * gi + groupW / 2;
+    const x0 = cx - (barW * targets.length) / 2;
+    targets.forEach((t, ti) => {
+      const r = ratios[gi][ti];
+      const x = x0 + ti * barW;
+      if (!Number.isFinite(r)) {
+        out.push(
+          `<text x="${(x + barW / 2).toFixed(1)}" y="${(top + plotH - 4).toFixed(1)}" ` +
+            `text-anchor="middle" fill="#5f6368" font-size="10">n/a</text>`,
+        );
+        return;
+      }
+      const yy = y(r);
+      out.push(
+        `<rect x="${(x + 2).toFixed(1)}" y="${yy.toFixed(1)}" width="${(barW - 4).toFixed(1)}" ` +
+          `height="${(top + plotH - yy).toFixed(1)}" fill="${COLORS[t]}">` +
+          `<title>${esc(`${t} ${g.label}: ${r.toFixed(2)}× direct`)}</title></rect>`,
+        `<text x="${(x + barW / 2).toFixed(1)}" y="${(yy - 4).toFixed(1)}" text-anchor="middle" ` +
+          `font-size="10" fill="#202124">${r.toFixed(2)}</text>`,
+      );
+    });
+    out.push(
+      `<text x="${cx.toFixed(1)}" y="${top + plotH + 18}" text-anchor="middle" font-weight="600" ` +
+        `fill="#202124">${esc(g.label)}</text>`,
+      `<text x="${cx.toFixed(1)}" y="${top + plotH + 33}" text-anchor="middle" fill="#5f6368" ` +
+        `font-size="11">${esc(g.note)}</text>`,
+    );
+  });
+  out.push(
+    `<line x1="${left}" y1="${top + plotH}" x2="${W - right}" y2="${top + plotH}" stroke="#5f6368"/>`,
+  );
+  // Legend.
+  const legendX = W / 2 - (targets.length * 90) / 2;
+  targets.forEach((t, i) => {
+    const x = legendX + i * 90;
+    out.push(
+      `<rect x="${x}" y="${H - 22}" width="12" height="12" fill="${COLORS[t]}"/>`,
+      `<text x="${x + 17}" y="${H - 12}" fill="#202124">${t}</text>`,
+    );
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

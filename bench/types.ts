@@ -1,0 +1,56 @@
+/** Shared between the harness (bench.ts) and the load client (client.ts). */
+
+export const TARGETS = ['direct', 'nginx', 'portico'] as const;
+export type TargetName = (typeof TARGETS)[number];
+
+export const SCENARIOS = ['latency', 'msgrate', 'bulk', 'connect', 'idle'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+/** Where the load client connects for one target, and which process to weigh for memory. */
+export interface TargetEndpoint {
+  name: TargetName;
+  url: string;
+  headers: Record<string, string>;
+  /** The process whose RSS is the "proxy" memory (the echo server itself for direct). */
+  proxyPid: number;
+  /** The echo upstream behind the proxy (reported for information only). */
+  upstreamPid?: number;
+}
+
+export interface ScenarioParams {
+  messageBytes: number;
+  latencyRoundTrips: number;
+  latencyWarmup: number;
+  msgrateConnections: number;
+  msgrateInFlight: number;
+  /** Traffic before counting starts (msgrate and bulk). */
+  warmupSeconds: number;
+  msgrateSeconds: number;
+  bulkConnections: number;
+  bulkMessageBytes: number;
+  bulkSeconds: number;
+  connectCount: number;
+  connectConcurrency: number;
+  idleConnections: number;
+  /** Pause after the idle connections are open before RSS is read. */
+  idleSettleMs: number;
+  /** A scenario fails when no round trip completes for this long. */
+  stallMs: number;
+}
+
+export type Metrics = Record<string, number>;
+
+export type ClientRequest =
+  | {
+      type: 'run';
+      id: number;
+      scenario: ScenarioName | 'preflight';
+      target: TargetEndpoint;
+      params: ScenarioParams;
+    }
+  | { type: 'exit' };
+
+export type ClientReply =
+  | { type: 'ready' }
+  | { type: 'result'; id: number; metrics: Metrics }
+  | { type: 'error'; id: number; message: string };
