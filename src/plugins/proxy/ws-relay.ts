@@ -6,6 +6,19 @@ import { CloseCode, closeFrame, controlFrame, Opcode } from './ws-frame';
 /** How long a closing side may take to flush before its socket is destroyed. */
 const CLOSE_FLUSH_MS = 1000;
 const PING_PAYLOAD = Buffer.from('portico');
+/** Bytes queued in a destination socket beyond which its source is paused until 'drain'. */
+const PAUSE_AT_BYTES = 1024 * 1024;
+
+/** Relays with corked sockets, flushed together once per event-loop turn. */
+const corked = new Set<WsRelay>();
+let flushScheduled = false;
+
+function flushCorked(): void {
+  flushScheduled = false;
+  const relays = [...corked];
+  corked.clear();
+  for (const relay of relays) relay.flushWrites();
+}
 
 export interface RelayHooks {
   /** The plugin's side went away without a close frame; answer with `closeClient`. */
@@ -35,6 +48,8 @@ export class WsRelay {
   private pingOutstanding = false;
   private missedPongs = 0;
   private flushTimer: NodeJS.Timeout | undefined;
+  private clientCorked = false;
+  private upstreamCorked = false;
 
   public constructor(
     public readonly plugin: string,
@@ -104,6 +119,23 @@ export class WsRelay {
     }
   }
 
+  /**
+   * Uncorks both destinations: everything relayed in this event-loop turn leaves in one writev,
+   * which is what makes small frames cheap (the relay is bound by write system calls).
+   */
+  public flushWrites(): void {
+    if (this.clientCorked) {
+      this.clientCorked = false;
+      this.client.uncork();
+      if (this.client.writableLength > PAUSE_AT_BYTES) this.upstream.pause();
+    }
+    if (this.upstreamCorked) {
+      this.upstreamCorked = false;
+      this.upstream.uncork();
+      if (this.upstream.writableLength > PAUSE_AT_BYTES) this.client.pause();
+    }
+  }
+
   public get isClosed(): boolean {
     return this.clientClosed && this.upstreamClosed;
   }
@@ -120,7 +152,12 @@ export class WsRelay {
     if (this.upstreamDone || this.upstreamClosed) return;
     const result = this.toUpstream.feed(chunk);
     if (result.kind === 'pass') {
-      if (!this.upstream.write(chunk)) this.client.pause();
+      if (!this.upstreamCorked) {
+        this.upstreamCorked = true;
+        this.upstream.cork();
+        this.scheduleFlush();
+      }
+      this.upstream.write(chunk);
       this.flushUpstreamClose();
       return;
     }
@@ -130,8 +167,20 @@ export class WsRelay {
   private fromUpstream(chunk: Buffer): void {
     if (this.clientDone) return;
     this.toClient.feed(chunk);
-    if (!this.client.write(chunk)) this.upstream.pause();
+    if (!this.clientCorked) {
+      this.clientCorked = true;
+      this.client.cork();
+      this.scheduleFlush();
+    }
+    this.client.write(chunk);
     this.flushClientClose();
+  }
+
+  private scheduleFlush(): void {
+    corked.add(this);
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(flushCorked);
   }
 
   private onViolation(chunk: Buffer, result: Extract<FeedResult, { kind: 'cut' }>): void {
@@ -213,6 +262,7 @@ export class WsRelay {
 
   private maybeClosed(): void {
     if (!this.isClosed) return;
+    corked.delete(this);
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.hooks.closed(this);
