@@ -5,6 +5,8 @@ export enum AuthExceptionCode {
   MISSING_CREDENTIALS = 'MISSING_CREDENTIALS',
   /** Bad signature, algorithm, issuer, audience, `nbf` or claims (HTTP 401). */
   INVALID_TOKEN = 'INVALID_TOKEN',
+  /** The token needs a key from JWT_JWKS_URL and that endpoint cannot be reached (HTTP 401). */
+  KEYS_UNAVAILABLE = 'KEYS_UNAVAILABLE',
   /** `exp` has passed, beyond the clock tolerance (HTTP 401). */
   EXPIRED_TOKEN = 'EXPIRED_TOKEN',
   /** Authenticated, but without a role the route needs (HTTP 403). */

@@ -12,6 +12,11 @@ import type { VerificationKey } from './token-verifier.service';
 
 export const JWT_STRATEGY = 'jwt';
 
+/** The callback passport-jwt's typings declare: they predate KeyObject keys. */
+type TypedKeyCallback = (err: unknown, key?: string | Buffer) => void;
+/** What passport-jwt really does with the key: hand it untouched to jsonwebtoken.verify. */
+type KeyCallback = (err: unknown, key?: VerificationKey) => void;
+
 /**
  * passport-jwt over the same credential sources, keys, options and claim mapping as
  * TokenVerifier, so HTTP and WebSocket callers are judged alike.
@@ -22,11 +27,8 @@ export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
     const { issuer, audience, algorithms } = verifier.options;
     super({
       jwtFromRequest: (req: IncomingMessage) => extractCredential(req)?.token ?? null,
-      secretOrKeyProvider: (
-        _req: IncomingMessage,
-        token: string,
-        done: (err: unknown, key?: VerificationKey) => void,
-      ) => {
+      secretOrKeyProvider: (_req: IncomingMessage, token: string, typedDone: TypedKeyCallback) => {
+        const done = typedDone as KeyCallback;
         verifier.keyFor(token).then(
           (key) => done(null, key),
           (err: unknown) => done(err),

@@ -1,9 +1,25 @@
-import { Injectable, Logger } from '@nestjs/common';
+import type { KeyObject } from 'node:crypto';
+
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+  Optional,
+} from '@nestjs/common';
+import { decodeProtectedHeader } from 'jose';
 import { NotBeforeError, TokenExpiredError, verify } from 'jsonwebtoken';
 import type { Algorithm, JwtPayload, VerifyOptions } from 'jsonwebtoken';
 
+import { ConfigException, ConfigExceptionCode } from '../config/config.exception';
 import { PorticoConfig } from '../config/portico-config';
 import { AuthException, AuthExceptionCode } from './auth.exception';
+import { HmacKeySource } from './hmac-key-source';
+import { JWKS_OPTIONS, JwksKeySource } from './jwks-key-source';
+import type { JwksOptions } from './jwks-key-source';
+import { isJwtAlgorithm, keyFitsAlgorithm } from './key-source';
+import type { KeySource } from './key-source';
 import type { Principal } from './principal';
 
 /** Allowed clock difference between Portico and the token issuer, for `exp` and `nbf`. */
@@ -18,34 +34,55 @@ export type TokenVerifyOptions = Readonly<
   }
 >;
 
-/** An HMAC secret, or a public key as PEM (what a JWKS source will hand out). */
-export type VerificationKey = string | Buffer;
-
-/** Where verification keys come from, and the only algorithms they may be used with. */
-interface KeySource {
-  readonly algorithms: Algorithm[];
-  keyFor(token: string): Promise<VerificationKey>;
-}
+/** An HMAC secret or a public key, always as a KeyObject so its kind is never guessed. */
+export type VerificationKey = KeyObject;
 
 /**
  * The one place user JWTs are verified: the WebSocket handshake calls `verify`, and JwtStrategy
- * (HTTP) is built from the same `keyFor`, `options` and `toPrincipal`. Algorithms are pinned to
- * the key source, so `alg: none` and algorithm confusion are rejected.
+ * (HTTP) is built from the same `keyFor`, `options` and `toPrincipal`. Keys come from JWT_SECRET
+ * (HS256) and/or JWT_JWKS_URL (RS256, ES256); `keyFor` picks the source by the token's `alg` and
+ * checks the key it gets is of that kind, so `alg: none` and algorithm confusion are rejected.
  */
 @Injectable()
-export class TokenVerifier {
+export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   public readonly options: TokenVerifyOptions;
   private readonly logger = new Logger(TokenVerifier.name);
-  private readonly keys: KeySource;
+  private readonly sources: readonly KeySource[];
+  private readonly jwks: JwksKeySource | undefined;
 
-  public constructor(private readonly config: PorticoConfig) {
-    this.keys = this.keySource();
+  public constructor(
+    private readonly config: PorticoConfig,
+    @Optional() @Inject(JWKS_OPTIONS) jwksOptions: Partial<JwksOptions> = {},
+  ) {
+    this.jwks =
+      config.JWT_JWKS_URL === undefined
+        ? undefined
+        : new JwksKeySource(new URL(config.JWT_JWKS_URL), jwksOptions);
+    this.sources = [
+      ...(config.JWT_SECRET === undefined ? [] : [new HmacKeySource(config.JWT_SECRET)]),
+      ...(this.jwks === undefined ? [] : [this.jwks]),
+    ];
+    if (this.sources.length === 0) {
+      throw new ConfigException(
+        ConfigExceptionCode.INVALID_VALUE,
+        'JWT_SECRET or JWT_JWKS_URL must be set to verify user tokens',
+      );
+    }
     this.options = Object.freeze({
-      algorithms: this.keys.algorithms,
+      algorithms: this.sources.flatMap((source) => source.algorithms),
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       ...(config.JWT_ISSUER !== undefined ? { issuer: config.JWT_ISSUER } : {}),
       ...(config.JWT_AUDIENCE !== undefined ? { audience: config.JWT_AUDIENCE } : {}),
     });
+  }
+
+  public onApplicationBootstrap(): void {
+    // Not awaited: an unreachable JWKS endpoint is logged and answered with 401, not a failed start.
+    void this.jwks?.warmUp();
+  }
+
+  public onModuleDestroy(): void {
+    this.jwks?.close();
   }
 
   /** The user a token stands for; rejects with an AuthException for any bad token. */
@@ -59,9 +96,19 @@ export class TokenVerifier {
     return this.toPrincipal(payload);
   }
 
-  /** The key `token` must be signed with. */
-  public keyFor(token: string): Promise<VerificationKey> {
-    return this.keys.keyFor(token);
+  /**
+   * The key `token` must be signed with: the source is chosen by the token's `alg`, and the key
+   * must be of the kind that `alg` means (never a public key for HS256, never a secret for RS256).
+   */
+  public async keyFor(token: string): Promise<VerificationKey> {
+    const header = decodeProtectedHeader(token);
+    const { alg } = header;
+    if (!isJwtAlgorithm(alg)) throw invalidToken();
+    const source = this.sources.find((s) => s.algorithms.includes(alg));
+    if (source === undefined) throw invalidToken();
+    const key = await source.keyFor(header);
+    if (!keyFitsAlgorithm(key, alg)) throw invalidToken();
+    return key;
   }
 
   /** Claims of a verified token → Principal; a token without `sub` is invalid. */
@@ -96,29 +143,10 @@ export class TokenVerifier {
       return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token not yet valid');
     return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token');
   }
+}
 
-  private keySource(): KeySource {
-    const secret = this.config.JWT_SECRET;
-    if (secret !== undefined) {
-      return { algorithms: ['HS256'], keyFor: () => Promise.resolve(secret) };
-    }
-    // Only JWT_JWKS_URL is set. Fetching RS256/ES256 keys from it lands with the security
-    // issue; until then every token is refused rather than checked against nothing.
-    this.logger.warn({
-      event: 'jwks_unsupported',
-      message: 'JWT_JWKS_URL is not supported yet: every token will be rejected; set JWT_SECRET',
-    });
-    return {
-      algorithms: ['RS256', 'ES256'],
-      keyFor: () =>
-        Promise.reject(
-          new AuthException(
-            AuthExceptionCode.INVALID_TOKEN,
-            'tokens from JWT_JWKS_URL cannot be verified by this version',
-          ),
-        ),
-    };
-  }
+function invalidToken(): AuthException {
+  return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token');
 }
 
 /** Roles claim as an array of strings or a space/comma separated string. */
