@@ -1,0 +1,70 @@
+import { SecretRedactor } from '../../../src/plugins/secrets/secret-redactor';
+
+describe('SecretRedactor', () => {
+  const redact = (values: string[], text: string): string =>
+    new SecretRedactor(values).redact(text);
+
+  it('replaces every occurrence of a value', () => {
+    expect(redact(['hunter22'], 'token=hunter22 again hunter22.')).toBe(
+      'token=[REDACTED] again [REDACTED].',
+    );
+  });
+
+  it('returns the text unchanged when no value occurs in it', () => {
+    const text = 'nothing to see here';
+    expect(redact(['hunter22', 'sk-12345'], text)).toBe(text);
+    expect(redact([], text)).toBe(text);
+  });
+
+  it('leaves values shorter than 4 characters alone', () => {
+    expect(redact(['abc', ''], 'abc abc')).toBe('abc abc');
+    expect(new SecretRedactor(['abc']).empty).toBe(true);
+  });
+
+  it('handles many values at once', () => {
+    const values = Array.from({ length: 200 }, (_, i) => `secret-${i}-${'x'.repeat(i % 7)}`);
+    const line = values.filter((_, i) => i % 3 === 0).join(' | ');
+    const out = redact(values, line);
+    expect(out).not.toMatch(/secret-/);
+    expect(out.split(' | ').every((part) => part === '[REDACTED]')).toBe(true);
+  });
+
+  it('hides every character of overlapping values, with one marker per covered run', () => {
+    // "abcdef" holds both "abcd" and "cdef": a leftmost match alone would leave "ef" visible.
+    expect(redact(['abcd', 'cdef'], 'x abcdef y')).toBe('x [REDACTED] y');
+    // One value inside another.
+    expect(redact(['pass', 'password123'], 'password123 pass')).toBe('[REDACTED] [REDACTED]');
+    // Overlapping repeats of one value.
+    expect(redact(['aaaa'], 'b aaaaaaa b')).toBe('b [REDACTED] b');
+    expect(redact(['abab'], '-ababab-')).toBe('-[REDACTED]-');
+  });
+
+  it('also hides the base64, base64url, URL-encoded and JSON-escaped forms', () => {
+    const value = 'p@ss w/rd?"quoted"\\+';
+    const forms = [
+      Buffer.from(value).toString('base64'),
+      Buffer.from(value).toString('base64url'),
+      encodeURIComponent(value),
+      JSON.stringify({ value }),
+    ];
+    for (const form of forms) expect(redact([value], `before ${form} after`)).not.toContain(form);
+    expect(redact([value], JSON.stringify({ value }))).toBe('{"value":"[REDACTED]"}');
+    expect(redact([value], `Basic ${Buffer.from(value).toString('base64')}`)).toMatch(
+      /^Basic \[REDACTED\]=*$/,
+    );
+  });
+
+  it('stays fast on long lines with many values and many matches', () => {
+    const values = Array.from({ length: 500 }, (_, i) => `tok_${i.toString(36)}_${'q'.repeat(20)}`);
+    const line = 'z'.repeat(16 * 1024);
+    const dense = 'a'.repeat(16 * 1024);
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < 20; i++) {
+      redact(values, line);
+      redact(['aaaa', 'aaaaaaaaaaaaaaaa'], dense);
+    }
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    expect(redact(['aaaa'], dense)).toBe('[REDACTED]');
+    expect(ms).toBeLessThan(2000);
+  });
+});
