@@ -7,7 +7,7 @@ import { Logger } from 'nestjs-pino';
 import type { NextFunction, Request, Response } from 'express';
 
 import { AppModule } from './app.module';
-import { HttpExceptionFilter } from './common/http-exception.filter';
+import { HttpExceptionFilter, sendError } from './common/http-exception.filter';
 import { PorticoConfig } from './config/portico-config';
 
 const RPC_PATH = /^\/api\/plugins\/[^/]+\/rpc(\/|$)/;
@@ -21,9 +21,13 @@ export async function createApp(config?: PorticoConfig): Promise<INestApplicatio
   app.useLogger(app.get(Logger));
   // Bodies are parsed for the management API only; RPC bodies stream through untouched.
   const parseJson = json({ limit: '1mb' });
-  app.use((req: Request, res: Response, next: NextFunction) =>
-    RPC_PATH.test(req.path) ? next() : parseJson(req, res, next),
-  );
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (RPC_PATH.test(req.path)) {
+      next();
+      return;
+    }
+    parseJson(req, res, (err?: unknown) => (err === undefined ? next() : bodyError(res, err)));
+  });
   app.disable('x-powered-by');
   app.set('etag', false);
   app.useGlobalPipes(
@@ -32,4 +36,16 @@ export async function createApp(config?: PorticoConfig): Promise<INestApplicatio
   app.useGlobalFilters(new HttpExceptionFilter());
   app.enableShutdownHooks();
   return app;
+}
+
+/**
+ * The answer for a body the JSON parser refused. Never the parser's own message: it quotes the
+ * body, which may be a secret value (PUT /secrets/:key).
+ */
+function bodyError(res: Response, err: unknown): void {
+  const type = typeof err === 'object' && err !== null ? (err as { type?: unknown }).type : '';
+  if (type === 'entity.too.large') sendError(res, 413, 'request body is larger than 1 MiB');
+  else if (type === 'encoding.unsupported' || type === 'charset.unsupported')
+    sendError(res, 415, 'request body encoding is not supported');
+  else sendError(res, 400, 'request body is not valid JSON');
 }

@@ -12,12 +12,16 @@ import { PluginException, PluginExceptionCode } from './plugin.exception';
 import { canAccess } from './plugin-access';
 import { PluginView, toPluginView } from './plugin-view';
 import { PluginsService } from './plugins.service';
+import { PluginSecretsService } from './secrets/plugin-secrets.service';
 import type { LogLine } from './process/log-ring-buffer';
 
 /** The management API (CONTRACT.md §3); every route needs a user, mutations need `admin`. */
 @Controller('api/plugins')
 export class PluginsController {
-  public constructor(private readonly plugins: PluginsService) {}
+  public constructor(
+    private readonly plugins: PluginsService,
+    private readonly secrets: PluginSecretsService,
+  ) {}
 
   @Get()
   public list(@CurrentUser() user: Principal): PluginView[] {
@@ -87,6 +91,7 @@ export class PluginsController {
       restarts: this.plugins.restarts(descriptor.name),
       lastError: this.plugins.lastError(descriptor.name),
       allowed: canAccess(descriptor, user),
+      secrets: this.secrets.list(descriptor.name),
     });
   }
 }

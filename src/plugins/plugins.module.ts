@@ -13,17 +13,20 @@ import { PROCESS_SPAWNER } from './process/process-spawner';
 import { PluginProxyGateway } from './proxy/plugin-proxy.gateway';
 import { RpcProxyController } from './proxy/rpc-proxy.controller';
 import { PluginIdentityService } from './secrets/plugin-identity.service';
+import { SecretsController } from './secrets/secrets.controller';
+import { SECRETS_PROVIDERS } from './secrets/secrets.providers';
 
 @Module({
   imports: [AuthModule],
   // RPC and assets routes are more specific than the management routes: register them first.
-  controllers: [RpcProxyController, AssetsController, PluginsController],
+  controllers: [RpcProxyController, AssetsController, SecretsController, PluginsController],
   providers: [
     ...MANIFEST_PROVIDERS,
     ...ASSETS_PROVIDERS,
     { provide: CLOCK, useValue: systemClock },
     { provide: PROCESS_SPAWNER, useClass: NodeProcessSpawner },
     PluginIdentityService,
+    ...SECRETS_PROVIDERS,
     PluginProcessManager,
     PluginsService,
     PluginProxyGateway,

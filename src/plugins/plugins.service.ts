@@ -13,6 +13,7 @@ import { PluginException, PluginExceptionCode } from './plugin.exception';
 import type { PluginName, PluginStatus } from './plugin.types';
 import type { LogLine } from './process/log-ring-buffer';
 import { PluginProcessManager } from './process/plugin-process-manager.service';
+import { PluginSecretsService } from './secrets/plugin-secrets.service';
 
 /** Where a running plugin's server can be reached. */
 export interface UpstreamTarget {
@@ -35,7 +36,17 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
   public constructor(
     private readonly registry: PluginRegistry,
     private readonly processes: PluginProcessManager,
-  ) {}
+    secrets: PluginSecretsService,
+  ) {
+    // A plugin gets its secrets at spawn, so a change restarts its server (or starts one that
+    // was waiting for a required secret).
+    secrets.onChange((name) => {
+      const descriptor = this.registry.get(name);
+      if (descriptor === undefined || !isRunnable(descriptor)) return;
+      this.logger.log({ plugin: name, event: 'secrets_changed_restart' });
+      void this.processes.restart(descriptor);
+    });
+  }
 
   public async onApplicationBootstrap(): Promise<void> {
     await this.rescan();

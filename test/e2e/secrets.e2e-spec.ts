@@ -44,9 +44,7 @@ function client(t: () => TestApp) {
   return { admin, view, env, waitStatus, putSecret };
 }
 
-// enabled once wired: PluginSecretsService into the process manager, the plugin view, the RPC
-// proxy and the log buffer, and SecretsController into PluginsModule.
-describe.skip('per-plugin secrets', () => {
+describe('per-plugin secrets', () => {
   describe('through the API', () => {
     let t: TestApp;
     let plugins: ReturnType<typeof pluginsDirWith>;

@@ -17,6 +17,9 @@ export interface PorticoProcess {
   readonly baseUrl: string;
   readonly wsUrl: string;
   token(): string;
+  adminToken(): string;
+  /** Everything the host wrote to stdout and stderr so far (when started with `capture`). */
+  output(): string;
   /** Resident set size of the host process (not its plugins), in bytes. */
   rss(): number;
   stop(): Promise<void>;
@@ -37,7 +40,17 @@ function freePort(): Promise<number> {
  * Runs the host in its own process (src/main.ts through ts-node), so its memory can be measured
  * apart from the test's clients.
  */
-export async function startPorticoProcess(pluginsDir: string): Promise<PorticoProcess> {
+export interface PorticoProcessOptions {
+  /** Variables added to (or replacing) the host's environment. */
+  readonly env?: Record<string, string>;
+  /** Keep the host's stdout and stderr for `output()` instead of discarding them. */
+  readonly capture?: boolean;
+}
+
+export async function startPorticoProcess(
+  pluginsDir: string,
+  options: PorticoProcessOptions = {},
+): Promise<PorticoProcess> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'portico-proc-'));
   const child: ChildProcess = spawn(
@@ -53,10 +66,18 @@ export async function startPorticoProcess(pluginsDir: string): Promise<PorticoPr
         DATA_DIR: dataDir,
         JWT_SECRET: TEST_JWT_SECRET,
         LOG_LEVEL: 'warn',
+        ...options.env,
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: [
+        'ignore',
+        options.capture === true ? 'pipe' : 'ignore',
+        options.capture === true ? 'pipe' : 'inherit',
+      ],
     },
   );
+  const chunks: Buffer[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not start portico');
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -72,6 +93,8 @@ export async function startPorticoProcess(pluginsDir: string): Promise<PorticoPr
     baseUrl,
     wsUrl: `ws://127.0.0.1:${port}`,
     token: () => mintToken(TEST_JWT_SECRET, { sub: 'bench', roles: [] }),
+    adminToken: () => mintToken(TEST_JWT_SECRET, { sub: 'root', roles: ['admin'] }),
+    output: () => Buffer.concat(chunks).toString('utf8'),
     rss: () => {
       const status = readFileSync(`/proc/${pid}/status`, 'utf8');
       const kib = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];

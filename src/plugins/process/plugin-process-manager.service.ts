@@ -9,6 +9,7 @@ import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginDescriptor } from '../manifest/plugin-descriptor';
 import type { PluginName } from '../plugin.types';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
+import { PluginSecretsService } from '../secrets/plugin-secrets.service';
 import { Clock, CLOCK } from './clock';
 import { LogLine, LogRingBuffer } from './log-ring-buffer';
 import {
@@ -48,6 +49,7 @@ export class PluginProcessManager
   public constructor(
     private readonly config: PorticoConfig,
     private readonly identity: PluginIdentityService,
+    private readonly secrets: PluginSecretsService,
     private readonly metrics: PorticoMetrics,
     @Inject(CLOCK) private readonly clock: Clock,
     @Inject(PROCESS_SPAWNER) private readonly spawner: ProcessSpawner,
@@ -117,7 +119,10 @@ export class PluginProcessManager
       buffer = new LogRingBuffer();
       this.logs.set(name, buffer);
     }
-    buffer.push({ time: this.clock.now(), stream, line });
+    // A plugin printing its own secret must not leak it through the log API or the host's logs.
+    const redacted = this.secrets.redact(name, line);
+    buffer.push({ time: this.clock.now(), stream, line: redacted });
+    this.logger.debug({ plugin: name, event: 'output', stream, line: redacted });
   }
 
   private supervisorFor(descriptor: PluginDescriptor): PluginSupervisor {
@@ -147,13 +152,18 @@ export class PluginProcessManager
     if (descriptor === undefined || server === undefined) {
       throw new SpawnPreconditionError('plugin has no server entry');
     }
+    // Throws SpawnPreconditionError (plugin `failed`, reason in lastError) when a required
+    // secret is missing or its stored value cannot be decrypted.
+    const secrets = this.secrets.envFor(name);
     const dataDir = join(this.config.DATA_DIR, 'plugins', name);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     return {
       command: process.execPath,
       args: [server],
       cwd: descriptor.dir,
+      // The host's own variables last: a secret can never replace them (reserved names).
       env: {
+        ...secrets,
         PATH: this.config.PATH ?? FALLBACK_PATH,
         HOME: this.config.HOME ?? dataDir,
         NODE_ENV: this.config.NODE_ENV,

@@ -15,6 +15,7 @@ import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
 import { PluginException, PluginExceptionCode } from '../plugin.exception';
 import { PluginsService } from '../plugins.service';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
+import { PluginSecretsService } from '../secrets/plugin-secrets.service';
 import {
   forwardableHeaders,
   forwardingHeaders,
@@ -37,6 +38,7 @@ export class RpcProxyController implements OnApplicationShutdown {
     private readonly config: PorticoConfig,
     private readonly plugins: PluginsService,
     private readonly identity: PluginIdentityService,
+    private readonly secrets: PluginSecretsService,
     private readonly metrics: PorticoMetrics,
   ) {}
 
@@ -57,6 +59,8 @@ export class RpcProxyController implements OnApplicationShutdown {
     const headers = forwardableHeaders(req.headers, {
       ...forwardingHeaders(req),
       ...this.identity.headersFor(name, user),
+      // For plugins written before secrets came as environment variables (CONTRACT.md §3).
+      ...this.secrets.headersFor(name),
     });
     // Transfer-Encoding is hop-by-hop, but a chunked request body must stay chunked.
     if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
