@@ -23,6 +23,8 @@ export interface PorticoProcess {
   /** Resident set size of the host process (not its plugins), in bytes. */
   rss(): number;
   stop(): Promise<void>;
+  /** SIGKILL, as a crash or an OOM kill would: no shutdown hooks run. */
+  kill(): Promise<void>;
 }
 
 function freePort(): Promise<number> {
@@ -45,6 +47,8 @@ export interface PorticoProcessOptions {
   readonly env?: Record<string, string>;
   /** Keep the host's stdout and stderr for `output()` instead of discarding them. */
   readonly capture?: boolean;
+  /** Use this DATA_DIR and keep it (default: a fresh one removed by `stop`). */
+  readonly dataDir?: string;
 }
 
 export async function startPorticoProcess(
@@ -52,7 +56,7 @@ export async function startPorticoProcess(
   options: PorticoProcessOptions = {},
 ): Promise<PorticoProcess> {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'portico-proc-'));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'portico-proc-'));
   const child: ChildProcess = spawn(
     process.execPath,
     [require.resolve('ts-node/dist/bin.js'), '--transpile-only', 'src/main.ts'],
@@ -103,7 +107,11 @@ export async function startPorticoProcess(
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
-      rmSync(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    },
+    kill: async () => {
+      child.kill('SIGKILL');
+      await exited;
     },
   };
 }
