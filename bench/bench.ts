@@ -77,6 +77,7 @@ const FULL: ScenarioParams = {
   bulkMessageBytes: 1024 * 1024,
   bulkSeconds: 8,
   connectCount: 1000,
+  connectWarmup: 200,
   connectConcurrency: 20,
   idleConnections: IDLE_WANTED,
   idleSettleMs: 2000,
@@ -91,6 +92,7 @@ const QUICK: ScenarioParams = {
   msgrateSeconds: 2,
   bulkSeconds: 2,
   connectCount: 200,
+  connectWarmup: 50,
   idleConnections: 1000,
   idleSettleMs: 1000,
 };
@@ -377,6 +379,33 @@ class Launcher {
     };
   }
 
+  /** bench/splice.js: a bare Node byte splice with a JWT check, the floor for a Node relay. */
+  public async splice(name: string, echo: Echo): Promise<Launched> {
+    const port = await freePort();
+    const secret = randomBytes(36).toString('base64url');
+    const server = this.servers.start(name, process.execPath, [join(ROOT, 'bench/splice.js')], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        PORT: String(port),
+        UPSTREAM_PORT: String(echo.port),
+        JWT_SECRET: secret,
+      },
+    });
+    await guard(waitForLine(server, /"ready"\s*:\s*true/, 10000));
+    const token = mintToken(secret, { sub: 'bench', roles: [], expiresInSeconds: 6 * 3600 });
+    return {
+      endpoint: {
+        name: 'splice',
+        url: `ws://127.0.0.1:${port}/plugin-ws/echo`,
+        headers: { Authorization: `Bearer ${token}` },
+        proxyPid: server.pid,
+        upstreamPid: echo.server.pid,
+      },
+      servers: [server],
+    };
+  }
+
   public async portico(name: string, cpuProfDir?: string): Promise<Launched> {
     const home = join(this.tmp, name);
     const pluginsDir = join(home, 'plugins');
@@ -386,9 +415,11 @@ class Launcher {
     symlinkSync(join(ROOT, 'plugins/echo'), join(pluginsDir, 'echo'));
     const port = await freePort();
     const secret = randomBytes(36).toString('base64url'); // 48 characters
+    // BENCH_PORTICO_NODE_ARGS adds Node flags for investigations, e.g. `--trace-gc` (in its log).
+    const extraArgs = (process.env.BENCH_PORTICO_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const nodeArgs = cpuProfDir
-      ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--import', CPU_PROF_EXIT_HOOK]
-      : [];
+      ? [...extraArgs, '--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--import', CPU_PROF_EXIT_HOOK]
+      : extraArgs;
     const server = this.servers.start(
       name,
       process.execPath,
@@ -435,8 +466,11 @@ class Launcher {
     if (target === 'portico') return this.portico(`portico-${label}`);
     const echo = await this.echo(`echo-${label}-${target}`);
     if (target === 'direct') return this.direct(echo);
-    const nginx = await this.nginx(`nginx-${label}`, echo);
-    return { endpoint: nginx.endpoint, servers: [...nginx.servers, echo.server] };
+    const proxy =
+      target === 'splice'
+        ? await this.splice(`splice-${label}`, echo)
+        : await this.nginx(`nginx-${label}`, echo);
+    return { endpoint: proxy.endpoint, servers: [...proxy.servers, echo.server] };
   }
 }
 
@@ -758,7 +792,7 @@ async function main(): Promise<number> {
     const launcher = new Launcher(servers, tmp, nofile);
     const endpoints = new Map<TargetName, TargetEndpoint>();
     let porticoPid: number | undefined;
-    if (opts.targets.includes('direct') || opts.targets.includes('nginx')) {
+    if (opts.targets.some((t) => t !== 'portico')) {
       const echo = await launcher.echo('echo');
       say(`echo upstream: pid ${echo.server.pid}, port ${echo.port}`);
       endpoints.set('direct', launcher.direct(echo).endpoint);
@@ -766,6 +800,11 @@ async function main(): Promise<number> {
         const nginx = await launcher.nginx('nginx', echo);
         say(`nginx: master pid ${nginx.servers[0].pid}, worker pid ${nginx.endpoint.proxyPid}`);
         endpoints.set('nginx', nginx.endpoint);
+      }
+      if (opts.targets.includes('splice')) {
+        const splice = await launcher.splice('splice', echo);
+        say(`splice: pid ${splice.endpoint.proxyPid}`);
+        endpoints.set('splice', splice.endpoint);
       }
     }
     if (opts.targets.includes('portico')) {

@@ -1,6 +1,6 @@
 /** Shared between the harness (bench.ts) and the load client (client.ts). */
 
-export const TARGETS = ['direct', 'nginx', 'portico'] as const;
+export const TARGETS = ['direct', 'nginx', 'portico', 'splice'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
 export const SCENARIOS = ['latency', 'msgrate', 'bulk', 'connect', 'idle'] as const;
@@ -30,6 +30,8 @@ export interface ScenarioParams {
   bulkMessageBytes: number;
   bulkSeconds: number;
   connectCount: number;
+  /** Unmeasured cycles first, as the other scenarios warm up too. */
+  connectWarmup: number;
   connectConcurrency: number;
   idleConnections: number;
   /** Pause after the idle connections are open before RSS is read. */

@@ -4,8 +4,10 @@ import { ConfigException } from './config/config.exception';
 import { loadConfig } from './config/load-config';
 import { PorticoConfig } from './config/portico-config';
 import { createApp } from './bootstrap';
+import { tuneHeap } from './runtime/heap-tuning';
 
 async function main(): Promise<void> {
+  tuneHeap();
   let config: PorticoConfig;
   try {
     config = loadConfig();

@@ -21,6 +21,7 @@ import type { JwksOptions } from './jwks-key-source';
 import { isJwtAlgorithm, keyFitsAlgorithm } from './key-source';
 import type { KeySource } from './key-source';
 import type { Principal } from './principal';
+import { VerifiedTokenCache } from './verified-token-cache';
 
 /** Allowed clock difference between Portico and the token issuer, for `exp` and `nbf`. */
 export const CLOCK_TOLERANCE_SECONDS = 30;
@@ -49,11 +50,15 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(TokenVerifier.name);
   private readonly sources: readonly KeySource[];
   private readonly jwks: JwksKeySource | undefined;
+  private readonly cache = new VerifiedTokenCache();
+  /** The clock cache entries age by (the JWKS source's, so tests can move both together). */
+  private readonly now: () => number;
 
   public constructor(
     private readonly config: PorticoConfig,
     @Optional() @Inject(JWKS_OPTIONS) jwksOptions: Partial<JwksOptions> = {},
   ) {
+    this.now = jwksOptions.now ?? Date.now;
     this.jwks =
       config.JWT_JWKS_URL === undefined
         ? undefined
@@ -87,13 +92,24 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
 
   /** The user a token stands for; rejects with an AuthException for any bad token. */
   public async verify(token: string): Promise<Principal> {
+    const now = this.now();
+    const cached = this.cache.get(token, now);
+    if (cached !== undefined) return cached;
     let payload: string | JwtPayload;
     try {
       payload = verify(token, await this.keyFor(token), this.options);
     } catch (err) {
       throw this.failure(err);
     }
-    return this.toPrincipal(payload);
+    const principal = this.toPrincipal(payload);
+    const exp = typeof payload === 'string' ? undefined : payload.exp;
+    // When verification would start refusing it, on the cache's clock (`exp` is wall time).
+    const expiresAt =
+      typeof exp === 'number'
+        ? now + (exp + CLOCK_TOLERANCE_SECONDS) * 1000 - Date.now()
+        : undefined;
+    this.cache.set(token, principal, now, expiresAt);
+    return principal;
   }
 
   /**

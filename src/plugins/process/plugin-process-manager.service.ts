@@ -46,6 +46,8 @@ export class PluginProcessManager
   private readonly supervisors = new Map<PluginName, PluginSupervisor>();
   private readonly descriptors = new Map<PluginName, PluginDescriptor>();
   private readonly logs = new Map<PluginName, LogRingBuffer>();
+  /** Plugin output goes to the host's log only at debug level; decided once, not per line. */
+  private readonly logOutput: boolean;
   public constructor(
     private readonly config: PorticoConfig,
     private readonly identity: PluginIdentityService,
@@ -55,6 +57,7 @@ export class PluginProcessManager
     @Inject(PROCESS_SPAWNER) private readonly spawner: ProcessSpawner,
   ) {
     super();
+    this.logOutput = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace';
   }
 
   /** Starts the plugin's server; concurrent calls share one start. Resolves once it is running. */
@@ -122,7 +125,8 @@ export class PluginProcessManager
     // A plugin printing its own secret must not leak it through the log API or the host's logs.
     const redacted = this.secrets.redact(name, line);
     buffer.push({ time: this.clock.now(), stream, line: redacted });
-    this.logger.debug({ plugin: name, event: 'output', stream, line: redacted });
+    if (this.logOutput)
+      this.logger.debug({ plugin: name, event: 'output', stream, line: redacted });
   }
 
   private supervisorFor(descriptor: PluginDescriptor): PluginSupervisor {

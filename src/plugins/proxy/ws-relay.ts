@@ -20,6 +20,15 @@ function flushCorked(): void {
   for (const relay of relays) relay.flushWrites();
 }
 
+/**
+ * Ends a socket's writing side unless that already happened: `end()` on an ended socket builds
+ * an error with a stack trace (ERR_STREAM_ALREADY_FINISHED) only to ignore it, which was a
+ * measurable part of every connection's teardown.
+ */
+function endOnce(socket: Socket): void {
+  if (!socket.writableEnded && !socket.destroyed) socket.end();
+}
+
 export interface RelayHooks {
   /** The plugin's side went away without a close frame; answer with `closeClient`. */
   upstreamLost(relay: WsRelay): void;
@@ -215,7 +224,7 @@ export class WsRelay {
   /** The client finished sending: after its close frame that is the normal end, else it vanished. */
   private onClientEnd(): void {
     if (this.toUpstream.closeSeen) {
-      this.upstream.end();
+      endOnce(this.upstream);
       return;
     }
     this.upstream.destroy();
@@ -224,7 +233,7 @@ export class WsRelay {
 
   /** Plugin sockets do not stay half-open: an end without a close frame is reported on 'close'. */
   private onUpstreamEnd(): void {
-    if (this.toClient.closeSeen && !this.clientDone) this.client.end();
+    if (this.toClient.closeSeen && !this.clientDone) endOnce(this.client);
   }
 
   private onClientClose(): void {
@@ -242,7 +251,7 @@ export class WsRelay {
     this.upstreamClosed = true;
     if (!this.clientClosed) {
       if (this.toClient.closeSeen) {
-        if (!this.clientDone) this.client.end();
+        if (!this.clientDone) endOnce(this.client);
         this.armFlushTimer();
       } else if (this.pendingClientClose === undefined && !this.clientDone) {
         this.hooks.upstreamLost(this);

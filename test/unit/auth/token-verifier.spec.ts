@@ -183,3 +183,49 @@ describe('TokenVerifier', () => {
     }
   });
 });
+
+describe('TokenVerifier cache of verified tokens', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
+  afterEach(() => jest.useRealTimers());
+
+  const fakeClock = (): void => {
+    jest.useFakeTimers({ now: new Date('2026-06-01T12:00:00Z'), doNotFake: ['nextTick'] });
+  };
+
+  it('checks a repeated token once, then again and refuses it once it has expired', async () => {
+    fakeClock();
+    const v = verifier();
+    const keyFor = jest.spyOn(v, 'keyFor');
+    const token = sign({ sub: 'alice', exp: now() + 10 }, SECRET);
+    await v.verify(token);
+    await v.verify(token);
+    expect(keyFor).toHaveBeenCalledTimes(1);
+    // exp + the 30 s tolerance has passed: the cache no longer answers, verification refuses.
+    jest.setSystemTime(Date.now() + 41_000);
+    await expect(v.verify(token)).rejects.toMatchObject({
+      code: AuthExceptionCode.EXPIRED_TOKEN,
+    });
+    expect(keyFor).toHaveBeenCalledTimes(2);
+  });
+
+  it('verifies a token again after a minute, whatever its exp', async () => {
+    fakeClock();
+    const v = verifier();
+    const keyFor = jest.spyOn(v, 'keyFor');
+    const token = sign({ sub: 'alice', exp: now() + 3600 }, SECRET);
+    await v.verify(token);
+    jest.setSystemTime(Date.now() + 60_000);
+    await v.verify(token);
+    expect(keyFor).toHaveBeenCalledTimes(2);
+  });
+
+  it('never caches a rejected token', async () => {
+    const v = verifier();
+    const keyFor = jest.spyOn(v, 'keyFor');
+    const forged = sign({ sub: 'alice' }, 'y'.repeat(40));
+    await expect(v.verify(forged)).rejects.toBeInstanceOf(AuthException);
+    await expect(v.verify(forged)).rejects.toBeInstanceOf(AuthException);
+    expect(keyFor).toHaveBeenCalledTimes(2);
+  });
+});
