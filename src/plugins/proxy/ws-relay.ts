@@ -57,6 +57,9 @@ export class WsRelay {
   private pingOutstanding = false;
   private missedPongs = 0;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** Written to in this event-loop turn: later writes in the same turn are corked. */
+  private clientTouched = false;
+  private upstreamTouched = false;
   private clientCorked = false;
   private upstreamCorked = false;
 
@@ -129,20 +132,23 @@ export class WsRelay {
   }
 
   /**
-   * Uncorks both destinations: everything relayed in this event-loop turn leaves in one writev,
-   * which is what makes small frames cheap (the relay is bound by write system calls).
+   * End of an event-loop turn in which this relay wrote: uncorks both destinations, so whatever
+   * was relayed after the turn's first write leaves in one writev (the relay is bound by write
+   * system calls), and pauses a source whose destination has too much queued.
    */
   public flushWrites(): void {
+    this.clientTouched = false;
+    this.upstreamTouched = false;
     if (this.clientCorked) {
       this.clientCorked = false;
       this.client.uncork();
-      if (this.client.writableLength > PAUSE_AT_BYTES) this.upstream.pause();
     }
     if (this.upstreamCorked) {
       this.upstreamCorked = false;
       this.upstream.uncork();
-      if (this.upstream.writableLength > PAUSE_AT_BYTES) this.client.pause();
     }
+    if (this.client.writableLength > PAUSE_AT_BYTES) this.upstream.pause();
+    if (this.upstream.writableLength > PAUSE_AT_BYTES) this.client.pause();
   }
 
   public get isClosed(): boolean {
@@ -161,10 +167,13 @@ export class WsRelay {
     if (this.upstreamDone || this.upstreamClosed) return;
     const result = this.toUpstream.feed(chunk);
     if (result.kind === 'pass') {
-      if (!this.upstreamCorked) {
+      // The turn's first chunk goes out at once (no added latency); later ones are batched.
+      if (!this.upstreamTouched) {
+        this.upstreamTouched = true;
+        this.scheduleFlush();
+      } else if (!this.upstreamCorked) {
         this.upstreamCorked = true;
         this.upstream.cork();
-        this.scheduleFlush();
       }
       this.upstream.write(chunk);
       this.flushUpstreamClose();
@@ -176,10 +185,12 @@ export class WsRelay {
   private fromUpstream(chunk: Buffer): void {
     if (this.clientDone) return;
     this.toClient.feed(chunk);
-    if (!this.clientCorked) {
+    if (!this.clientTouched) {
+      this.clientTouched = true;
+      this.scheduleFlush();
+    } else if (!this.clientCorked) {
       this.clientCorked = true;
       this.client.cork();
-      this.scheduleFlush();
     }
     this.client.write(chunk);
     this.flushClientClose();
