@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 
 import { PorticoConfig } from '../../config/portico-config';
+import { debugEnabled } from '../../logging/debug-enabled';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginDescriptor } from '../manifest/plugin-descriptor';
 import type { PluginName } from '../plugin.types';
@@ -57,7 +58,7 @@ export class PluginProcessManager
     @Inject(PROCESS_SPAWNER) private readonly spawner: ProcessSpawner,
   ) {
     super();
-    this.logOutput = config.LOG_LEVEL === 'debug' || config.LOG_LEVEL === 'trace';
+    this.logOutput = debugEnabled(config.LOG_LEVEL);
   }
 
   /** Starts the plugin's server; concurrent calls share one start. Resolves once it is running. */

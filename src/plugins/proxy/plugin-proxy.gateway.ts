@@ -24,6 +24,7 @@ import type { Principal } from '../../auth/principal';
 import { TokenVerifier } from '../../auth/token-verifier.service';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
+import { debugEnabled } from '../../logging/debug-enabled';
 import { redactUrl } from '../../logging/redact-url';
 import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
 import { PluginException, PluginExceptionCode } from '../plugin.exception';
@@ -74,6 +75,8 @@ export class PluginProxyGateway
   private server: Server | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private draining = false;
+  /** Decided once: the per-handshake debug line is not even built otherwise. */
+  private readonly debug: boolean;
   private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
     void this.handleUpgrade(req, socket, head);
   };
@@ -86,7 +89,9 @@ export class PluginProxyGateway
     private readonly processes: PluginProcessManager,
     private readonly identity: PluginIdentityService,
     private readonly metrics: PorticoMetrics,
-  ) {}
+  ) {
+    this.debug = debugEnabled(config.LOG_LEVEL);
+  }
 
   public onApplicationBootstrap(): void {
     this.server = this.adapterHost.httpAdapter.getHttpServer() as Server;
@@ -283,7 +288,8 @@ export class PluginProxyGateway
     relay.start(head, upstream.rest);
     socket.resume();
     upstream.socket.resume();
-    this.logger.debug({ plugin: name, event: 'ws_open', user: user.id, path: redactUrl(path) });
+    if (this.debug)
+      this.logger.debug({ plugin: name, event: 'ws_open', user: user.id, path: redactUrl(path) });
   }
 
   /** The plugin a URL names, if it exists: metric labels never take arbitrary client input. */

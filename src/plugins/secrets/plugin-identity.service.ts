@@ -1,4 +1,5 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 
 import { Injectable } from '@nestjs/common';
 
@@ -25,6 +26,8 @@ export interface IdentityHeaders {
 export class PluginIdentityService {
   private readonly hostKey: Buffer;
   private readonly secrets = new Map<PluginName, string>();
+  /** The same secrets as HMAC keys, so signing a handshake does not convert the key each time. */
+  private readonly keys = new Map<PluginName, KeyObject>();
 
   public constructor(config: PorticoConfig) {
     this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
@@ -41,7 +44,12 @@ export class PluginIdentityService {
 
   public headersFor(plugin: PluginName, user: Principal): IdentityHeaders {
     const iat = String(user.iat);
-    const signature = createHmac('sha256', this.secretFor(plugin))
+    let key = this.keys.get(plugin);
+    if (key === undefined) {
+      key = createSecretKey(Buffer.from(this.secretFor(plugin), 'utf8'));
+      this.keys.set(plugin, key);
+    }
+    const signature = createHmac('sha256', key)
       .update(`${plugin}\n${user.id}\n${user.name}\n${iat}`)
       .digest('hex');
     return {
