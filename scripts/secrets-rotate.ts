@@ -10,7 +10,7 @@ import { join } from 'node:path';
 
 import { ConfigException } from '../src/config/config.exception';
 import { DEV_KEYS_FILE, loadConfig } from '../src/config/load-config';
-import { writeFileAtomic } from '../src/plugins/secrets/atomic-file';
+import { writeFileAtomic } from '../src/common/atomic-file';
 import { SecretCipher } from '../src/plugins/secrets/secret-cipher';
 import { rotateSecretStore } from '../src/plugins/secrets/secret-rotation';
 import { SecretStoreCorruptError } from '../src/plugins/secrets/secret-store';

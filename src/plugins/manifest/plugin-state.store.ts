@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import { Logger } from '@nestjs/common';
 
+import { writeFileAtomic } from '../../common/atomic-file';
 import type { PluginName } from '../plugin.types';
 
 /** What is remembered about a plugin across restarts and rescans. */
@@ -68,36 +68,7 @@ export class PluginStateStore {
         ...(state?.roles !== undefined && state.roles.length > 0 ? { roles: state.roles } : {}),
       };
     }
-    const dir = dirname(this.file);
-    await mkdir(dir, { recursive: true });
-    const temp = `${this.file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      const handle = await open(temp, 'wx', 0o600);
-      try {
-        await handle.writeFile(JSON.stringify(body, null, 2) + '\n');
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, this.file);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
-    await this.syncDir(dir);
-  }
-
-  /** Makes the rename itself durable; some platforms cannot fsync a directory, which is fine. */
-  private async syncDir(dir: string): Promise<void> {
-    try {
-      const handle = await open(dir, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    } catch {
-      // best effort
-    }
+    await mkdir(dirname(this.file), { recursive: true });
+    await writeFileAtomic(this.file, Buffer.from(JSON.stringify(body, null, 2) + '\n'));
   }
 }

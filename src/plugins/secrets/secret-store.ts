@@ -14,7 +14,12 @@ import type { BigIntStats } from 'node:fs';
 
 import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
 import { isPluginName, PluginName } from '../plugin.types';
-import { AtomicFileOps, isTempFileOf, nodeAtomicFileOps, writeFileAtomic } from './atomic-file';
+import {
+  AtomicFileOps,
+  isTempFileOf,
+  nodeAtomicFileOps,
+  writeFileAtomic,
+} from '../../common/atomic-file';
 import { SealedValue, SecretCipher, SecretDecryptError } from './secret-cipher';
 import { SECRET_STORE_FORMAT, SECRET_STORE_VERSION } from './secrets.constants';
 

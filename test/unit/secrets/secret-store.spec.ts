@@ -11,11 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import {
-  AtomicFileOps,
-  nodeAtomicFileOps,
-  WritableFile,
-} from '../../../src/plugins/secrets/atomic-file';
+import { AtomicFileOps, nodeAtomicFileOps, WritableFile } from '../../../src/common/atomic-file';
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
 import { SecretStore, SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store';
 
