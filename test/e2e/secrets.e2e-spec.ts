@@ -155,6 +155,8 @@ describe('per-plugin secrets', () => {
       const res = await c.admin('GET', '/api/plugins/secret-env/logs?tail=200');
       const text = res.body.toString();
       expect(text).toContain('API_TOKEN is [REDACTED]');
+      expect(text).toContain(`${'x'.repeat(100)}[REDACTED]`);
+      expect(text).not.toContain(NEW_TOKEN.slice(0, 12));
       for (const form of [
         TOKEN,
         NEW_TOKEN,

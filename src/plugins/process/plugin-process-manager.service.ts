@@ -21,6 +21,7 @@ import {
   SupervisorSnapshot,
   SupervisorState,
 } from './plugin-supervisor';
+import { MAX_LINE_CHARS } from './node-process-spawner';
 import { PROCESS_SPAWNER, ProcessSpawner, SpawnSpec } from './process-spawner';
 import { policyFor } from './supervision-policy';
 
@@ -124,7 +125,8 @@ export class PluginProcessManager
       this.logs.set(name, buffer);
     }
     // A plugin printing its own secret must not leak it through the log API or the host's logs.
-    const redacted = this.secrets.redact(name, line);
+    // A line at the length limit was cut by the spawner: a secret may straddle the cut.
+    const redacted = this.secrets.redact(name, line, line.length >= MAX_LINE_CHARS);
     buffer.push({ time: this.clock.now(), stream, line: redacted });
     if (this.logOutput)
       this.logger.debug({ plugin: name, event: 'output', stream, line: redacted });

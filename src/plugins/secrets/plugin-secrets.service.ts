@@ -197,8 +197,11 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
     throw new NotFoundException(`secret ${key} is not set`);
   }
 
-  /** The line with every value of the plugin's secrets (and their encodings) hidden. */
-  public redact(name: PluginName, line: string): string {
+  /**
+   * The line with every value of the plugin's secrets (and their encodings) hidden; `cutAtEnd`
+   * when the line was truncated, so a value cut in two at its end is hidden too.
+   */
+  public redact(name: PluginName, line: string, cutAtEnd = false): string {
     const revision = this.revision();
     let cached = this.redactors.get(name);
     if (cached?.revision !== revision) {
@@ -206,7 +209,7 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
       cached = { revision, redactor: new SecretRedactor(values) };
       this.redactors.set(name, cached);
     }
-    return cached.redactor.redact(line);
+    return cached.redactor.redact(line, cutAtEnd);
   }
 
   /** The text with every known secret value of every plugin hidden (for host logs). */

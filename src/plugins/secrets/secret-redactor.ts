@@ -4,6 +4,8 @@ interface Needle {
   readonly text: string;
   /** Smallest period: two occurrences of the needle can't start closer together than this. */
   readonly period: number;
+  /** KMP failure function of `text`, to find a needle cut off at the end of a truncated line. */
+  readonly fail: Int32Array;
 }
 
 /**
@@ -26,16 +28,32 @@ export class SecretRedactor {
       if (value.length < REDACT_MIN_LENGTH) continue;
       for (const form of printedForms(value)) if (form.length >= REDACT_MIN_LENGTH) texts.add(form);
     }
-    this.needles = [...texts].map((text) => ({ text, period: smallestPeriod(text) }));
+    this.needles = [...texts].map((text) => {
+      const fail = failureFunction(text);
+      return { text, fail, period: text.length - (fail[text.length] as number) };
+    });
   }
 
   public get empty(): boolean {
     return this.needles.length === 0;
   }
 
-  public redact(text: string): string {
+  /**
+   * `cutAtEnd`: the text is the start of a longer line that was cut off, so a value may have
+   * been cut in two; a tail of 4 or more characters that begins some value is hidden too.
+   */
+  public redact(text: string, cutAtEnd = false): string {
     if (this.needles.length === 0) return text;
     let cover: Int32Array | undefined;
+    if (cutAtEnd) {
+      for (const needle of this.needles) {
+        const k = cutPrefixLength(text, needle);
+        if (k < REDACT_MIN_LENGTH) continue;
+        cover ??= new Int32Array(text.length + 1);
+        cover[text.length - k] += 1;
+        cover[text.length] -= 1;
+      }
+    }
     for (const { text: needle, period } of this.needles) {
       if (needle.length > text.length) continue;
       let at = text.indexOf(needle);
@@ -76,15 +94,29 @@ function printedForms(value: string): string[] {
   return [...new Set(forms)];
 }
 
-/** Length of the shortest period of `s` (KMP failure function); `s.length` if it has none. */
-function smallestPeriod(s: string): number {
+/** KMP failure function: `fail[i]` is the longest proper border of `s.slice(0, i)`. */
+function failureFunction(s: string): Int32Array {
   const fail = new Int32Array(s.length + 1);
   fail[0] = -1;
   let k = -1;
   for (let i = 0; i < s.length; i++) {
-    while (k >= 0 && s[k] !== s[i]) k = fail[k];
+    while (k >= 0 && s[k] !== s[i]) k = fail[k] as number;
     k += 1;
     fail[i + 1] = k;
   }
-  return s.length - fail[s.length];
+  return fail;
+}
+
+/**
+ * Length of the longest proper prefix of the needle that `text` ends with: KMP matching over
+ * the last `needle.length - 1` characters of `text`, so linear in the needle's length.
+ */
+function cutPrefixLength(text: string, { text: needle, fail }: Needle): number {
+  let k = 0;
+  for (let i = Math.max(0, text.length - needle.length + 1); i < text.length; i++) {
+    while (k >= 0 && needle[k] !== text[i]) k = fail[k] as number;
+    k += 1;
+    if (k === needle.length) k = fail[k] as number; // a whole value is found by indexOf
+  }
+  return k;
 }

@@ -54,17 +54,43 @@ describe('SecretRedactor', () => {
     );
   });
 
-  it('stays fast on long lines with many values and many matches', () => {
+  // Cost is bounded by design (one native scan per value and form, overlapping repeats stepped
+  // by the value's period); the bench, not a timed test, is where speed is measured.
+  it('handles long lines with many values and dense overlapping matches', () => {
     const values = Array.from({ length: 500 }, (_, i) => `tok_${i.toString(36)}_${'q'.repeat(20)}`);
     const line = 'z'.repeat(16 * 1024);
     const dense = 'a'.repeat(16 * 1024);
-    const started = process.hrtime.bigint();
-    for (let i = 0; i < 20; i++) {
-      redact(values, line);
-      redact(['aaaa', 'aaaaaaaaaaaaaaaa'], dense);
-    }
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    expect(redact(['aaaa'], dense)).toBe('[REDACTED]');
-    expect(ms).toBeLessThan(2000);
+    expect(redact(values, line)).toBe(line);
+    expect(redact(['aaaa', 'aaaaaaaaaaaaaaaa'], dense)).toBe('[REDACTED]');
+    expect(redact([values[7] as string], `${line}${values[7]}`)).toBe(`${line}[REDACTED]`);
+  });
+
+  describe('a line cut off at the length limit', () => {
+    const secret = 'sk_live_0123456789abcdef';
+    const cut = (values: string[], text: string): string =>
+      new SecretRedactor(values).redact(text, true);
+
+    it('hides a value cut in two at the end of the line', () => {
+      expect(cut([secret], `key=${secret.slice(0, 10)}`)).toBe('key=[REDACTED]');
+      expect(cut([secret], `key=${Buffer.from(secret).toString('base64').slice(0, 9)}`)).toBe(
+        'key=[REDACTED]',
+      );
+    });
+
+    it('finds the longest cut value even when the value repeats itself', () => {
+      expect(cut(['abcabcabd'], 'x abcabcab')).toBe('x [REDACTED]');
+      expect(cut(['abababab'], 'x ababab')).toBe('x [REDACTED]');
+    });
+
+    it('keeps fewer than 4 trailing characters, and whole values are still found anywhere', () => {
+      expect(cut([secret], 'key=sk_')).toBe('key=sk_');
+      expect(cut([secret], `${secret} and ${secret.slice(0, 5)}`)).toBe(
+        '[REDACTED] and [REDACTED]',
+      );
+    });
+
+    it('does not touch the end of a line that was not cut', () => {
+      expect(redact([secret], `key=${secret.slice(0, 10)}`)).toBe(`key=${secret.slice(0, 10)}`);
+    });
   });
 });
