@@ -1,5 +1,12 @@
 import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+
+import { PorticoConfig } from '../../config/portico-config';
+import { ChildLedger } from './child-ledger';
 
 import type {
   ChildHandle,
@@ -12,11 +19,30 @@ import type {
 /** Longer output lines are cut here so one runaway line cannot grow memory. */
 export const MAX_LINE_CHARS = 16 * 1024;
 
+/** File in DATA_DIR listing the plugin process groups of the running host. */
+export const CHILD_LEDGER_FILE = 'children.json';
+
 /**
  * Spawns each plugin as the leader of its own process group (`detached`), so that a signal to
- * `-pid` reaches everything it started.
+ * `-pid` reaches everything it started. Running groups are recorded in DATA_DIR, and at startup
+ * the groups a killed host left behind are ended (ChildLedger).
  */
-export class NodeProcessSpawner implements ProcessSpawner {
+@Injectable()
+export class NodeProcessSpawner implements ProcessSpawner, OnModuleInit {
+  private readonly logger = new Logger(NodeProcessSpawner.name);
+  private readonly ledger: ChildLedger;
+
+  public constructor(config: PorticoConfig) {
+    mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o700 });
+    this.ledger = new ChildLedger(join(config.DATA_DIR, CHILD_LEDGER_FILE));
+  }
+
+  /** Runs before any plugin is started (plugins start on application bootstrap). */
+  public onModuleInit(): void {
+    for (const { plugin, pid } of this.ledger.reapEarlierRun())
+      this.logger.warn({ event: 'stale_plugin_killed', plugin, pid });
+  }
+
   public spawn(spec: SpawnSpec): ChildHandle {
     const child = spawn(spec.command, [...spec.args], {
       cwd: spec.cwd,
@@ -36,7 +62,9 @@ export class NodeProcessSpawner implements ProcessSpawner {
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (exited) return;
       exited = true;
+      // The supervisor ends the rest of the group here, so the record can go after it.
       for (const l of exitListeners) l(code, signal);
+      if (child.pid !== undefined) this.ledger.remove(child.pid);
     };
     child.on('exit', finish);
     child.on('error', (err) => {
@@ -45,6 +73,7 @@ export class NodeProcessSpawner implements ProcessSpawner {
       if (child.pid === undefined) finish(null, null);
     });
     const pid = child.pid;
+    if (pid !== undefined) this.ledger.add(spec.env.PLUGIN_NAME ?? spec.args[0] ?? '?', pid);
     return {
       pid,
       onLine: (l) => lineListeners.push(l),
