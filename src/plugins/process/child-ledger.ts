@@ -1,5 +1,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
+import { Logger } from '@nestjs/common';
+
 /** One plugin process group this host started. */
 export interface LedgerEntry {
   readonly plugin: string;
@@ -25,7 +27,9 @@ interface LedgerFile {
  * hand out a process id again while a group still uses it as its id).
  */
 export class ChildLedger {
+  private readonly logger = new Logger(ChildLedger.name);
   private readonly entries = new Map<number, LedgerEntry>();
+  private warned = false;
 
   public constructor(
     private readonly file: string,
@@ -79,11 +83,23 @@ export class ChildLedger {
     }
   }
 
+  /** Best effort: a DATA_DIR that cannot be written must not keep plugins from running. */
   private save(): void {
     const temp = `${this.file}.${process.pid}.tmp`;
     const body: LedgerFile = { children: [...this.entries.values()] };
-    writeFileSync(temp, JSON.stringify(body) + '\n', { mode: 0o600 });
-    renameSync(temp, this.file);
+    try {
+      writeFileSync(temp, JSON.stringify(body) + '\n', { mode: 0o600 });
+      renameSync(temp, this.file);
+    } catch (err) {
+      if (this.warned) return;
+      this.warned = true;
+      this.logger.warn({
+        event: 'child_ledger_unwritable',
+        file: this.file,
+        reason: (err as Error).message,
+        consequence: 'plugins left running by a killed host will not be ended at the next start',
+      });
+    }
   }
 
   private startTime(pid: number): string | undefined {

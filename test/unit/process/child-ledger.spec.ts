@@ -2,6 +2,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { ConsoleLogger, Logger } from '@nestjs/common';
+
 import { ChildLedger } from '../../../src/plugins/process/child-ledger';
 
 /** A fake /proc: `stat` files whose field 22 (start time) we choose. */
@@ -96,5 +98,20 @@ describe('ChildLedger', () => {
     writeFileSync(file, 'not json');
     expect(new ChildLedger(file, proc).reapEarlierRun(kill)).toEqual([]);
     expect(calls).toEqual([]);
+  });
+});
+
+describe('ChildLedger in a folder it cannot write', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
+
+  it('keeps working (best effort) instead of failing the spawn', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portico-ledger-ro-'));
+    const proc = join(dir, 'proc');
+    fakeProc(proc, 101, '5000');
+    const ledger = new ChildLedger(join(dir, 'missing-folder', 'children.json'), proc);
+    expect(() => ledger.add('echo', 101)).not.toThrow();
+    expect(() => ledger.remove(101)).not.toThrow();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
