@@ -66,8 +66,4 @@ export class VerifiedTokenCache {
       this.entries.delete(oldest);
     }
   }
-
-  public clear(): void {
-    this.entries.clear();
-  }
 }

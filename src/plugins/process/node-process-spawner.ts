@@ -8,6 +8,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { PorticoConfig } from '../../config/portico-config';
 import { ChildLedger } from './child-ledger';
 
+import { MAX_LINE_CHARS } from './process-spawner';
 import type {
   ChildHandle,
   OutputStream,
@@ -15,9 +16,6 @@ import type {
   SpawnSpec,
   StopSignal,
 } from './process-spawner';
-
-/** Longer output lines are cut here so one runaway line cannot grow memory. */
-export const MAX_LINE_CHARS = 16 * 1024;
 
 /** File in DATA_DIR listing the plugin process groups of the running host. */
 export const CHILD_LEDGER_FILE = 'children.json';

@@ -21,8 +21,7 @@ import {
   SupervisorSnapshot,
   SupervisorState,
 } from './plugin-supervisor';
-import { MAX_LINE_CHARS } from './node-process-spawner';
-import { PROCESS_SPAWNER, ProcessSpawner, SpawnSpec } from './process-spawner';
+import { MAX_LINE_CHARS, PROCESS_SPAWNER, ProcessSpawner, SpawnSpec } from './process-spawner';
 import { policyFor } from './supervision-policy';
 
 const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';

@@ -1,3 +1,6 @@
+/** Longer output lines are cut at this length so one runaway line cannot grow memory. */
+export const MAX_LINE_CHARS = 16 * 1024;
+
 export type OutputStream = 'stdout' | 'stderr';
 export type StopSignal = 'SIGTERM' | 'SIGKILL';
 
@@ -12,7 +15,7 @@ export interface SpawnSpec {
 /** A running plugin process; the only way the supervisor touches an OS process. */
 export interface ChildHandle {
   readonly pid: number | undefined;
-  /** Each complete output line (bounded length), in order. */
+  /** Each complete output line, cut at MAX_LINE_CHARS, in order. */
   onLine(listener: (stream: OutputStream, line: string) => void): void;
   /** Called once, when the process has exited (or failed to spawn: code null, signal null). */
   onExit(listener: (code: number | null, signal: NodeJS.Signals | null) => void): void;

@@ -25,31 +25,20 @@ export interface IdentityHeaders {
 @Injectable()
 export class PluginIdentityService {
   private readonly hostKey: Buffer;
-  private readonly secrets = new Map<PluginName, string>();
-  /** The same secrets as HMAC keys, so signing a handshake does not convert the key each time. */
-  private readonly keys = new Map<PluginName, KeyObject>();
+  /** Each plugin's secret, derived once, with it as an HMAC key so signing does not convert it. */
+  private readonly identities = new Map<PluginName, { secret: string; key: KeyObject }>();
 
   public constructor(config: PorticoConfig) {
     this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
   }
 
   public secretFor(plugin: PluginName): string {
-    let secret = this.secrets.get(plugin);
-    if (secret === undefined) {
-      secret = derivePluginIdentitySecret(this.hostKey, plugin);
-      this.secrets.set(plugin, secret);
-    }
-    return secret;
+    return this.identityOf(plugin).secret;
   }
 
   public headersFor(plugin: PluginName, user: Principal): IdentityHeaders {
     const iat = String(user.iat);
-    let key = this.keys.get(plugin);
-    if (key === undefined) {
-      key = createSecretKey(Buffer.from(this.secretFor(plugin), 'utf8'));
-      this.keys.set(plugin, key);
-    }
-    const signature = createHmac('sha256', key)
+    const signature = createHmac('sha256', this.identityOf(plugin).key)
       .update(`${plugin}\n${user.id}\n${user.name}\n${iat}`)
       .digest('hex');
     return {
@@ -59,5 +48,15 @@ export class PluginIdentityService {
       'x-plugin-user-iat': iat,
       'x-plugin-user-signature': signature,
     };
+  }
+
+  private identityOf(plugin: PluginName): { secret: string; key: KeyObject } {
+    let identity = this.identities.get(plugin);
+    if (identity === undefined) {
+      const secret = derivePluginIdentitySecret(this.hostKey, plugin);
+      identity = { secret, key: createSecretKey(Buffer.from(secret, 'utf8')) };
+      this.identities.set(plugin, identity);
+    }
+    return identity;
   }
 }
