@@ -60,4 +60,17 @@ describe('plugin identity signatures', () => {
     expect(verifyIdentity({ ...headers, 'x-plugin-user-iat': '1' }, a)).toBeNull();
     expect(verifyIdentity({ ...headers, 'x-plugin-user-signature': 'zz' }, a)).toBeNull();
   });
+
+  it('signs once per principal and plugin, and never hands one user another user’s headers', () => {
+    const principal = { ...user };
+    const first = identity.headersFor('plugin-a', principal);
+    expect(identity.headersFor('plugin-a', principal)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(identity.headersFor('plugin-b', principal)).not.toEqual(first);
+    const bob = { ...user, id: 'bob', name: 'Bob' };
+    const a = { secret: identity.secretFor('plugin-a'), plugin: 'plugin-a' };
+    expect(verifyIdentity(identity.headersFor('plugin-a', bob), a)).toEqual(bob);
+    // An equal principal in another object gets equal (freshly signed) headers.
+    expect(identity.headersFor('plugin-a', { ...user })).toEqual(first);
+  });
 });

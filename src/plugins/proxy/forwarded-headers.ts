@@ -27,28 +27,43 @@ function isForbidden(name: string): boolean {
   );
 }
 
+const NOTHING: ReadonlySet<string> = new Set();
+
 /**
  * The client's request headers as they may reach a plugin: hop-by-hop headers, credentials,
- * cookies and any client-sent `x-plugin-*` / `x-forwarded-*` removed; `extra` added (identity,
- * forwarding). Values listed in `connectionTokens` (named by the client's Connection header)
- * are removed too.
+ * cookies and any client-sent `x-plugin-*` / `x-forwarded-*` removed, as well as those the
+ * client's Connection header names and those in `omit`; then each of `extras` added in order
+ * (later ones win). Built in one object: this runs on every WebSocket handshake.
  */
 export function forwardableHeaders(
   headers: IncomingHttpHeaders,
-  extra: Record<string, string>,
+  extras: readonly Readonly<Record<string, string>>[],
+  omit: ReadonlySet<string> = NOTHING,
 ): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const connectionTokens = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter((t) => t.length > 0),
-  );
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || isForbidden(name) || connectionTokens.has(name)) continue;
+  const connectionTokens = connectionOptions(headers.connection);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || isForbidden(name) || omit.has(name)) continue;
+    if (connectionTokens !== undefined && connectionTokens.has(name)) continue;
     out[name] = value;
   }
-  return { ...out, ...extra };
+  for (const extra of extras) {
+    for (const name in extra) out[name] = extra[name] as string;
+  }
+  return out;
+}
+
+/** Header names listed in a Connection header, other than the usual `upgrade`/`keep-alive`. */
+function connectionOptions(connection: string | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  let tokens: Set<string> | undefined;
+  for (const raw of connection.split(',')) {
+    const token = raw.trim().toLowerCase();
+    if (token.length === 0 || HOP_BY_HOP.has(token)) continue;
+    (tokens ??= new Set()).add(token);
+  }
+  return tokens;
 }
 
 /** X-Forwarded-* for a request Portico received directly from the client. */

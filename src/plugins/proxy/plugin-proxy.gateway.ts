@@ -42,6 +42,7 @@ import { RelayHooks, WsRelay } from './ws-relay';
 /** `/plugin-ws/<name>[/sub/path][?query]` */
 const ROUTE = /^\/plugin-ws\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/;
 const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+const SUBPROTOCOL_HEADER: ReadonlySet<string> = new Set(['sec-websocket-protocol']);
 /** After a plugin socket drops without a close frame, how long to wait for its exit event. */
 const EXIT_WAIT_MS = 1000;
 
@@ -224,11 +225,12 @@ export class PluginProxyGateway
     }
 
     const path = `/ws${match[2] ?? ''}${stripTokenQuery(match[3] ?? '')}`;
-    const headers = forwardableHeaders(req.headers, {
-      ...forwardingHeaders(req),
-      ...this.identity.headersFor(name, user),
-    });
-    delete headers['sec-websocket-protocol'];
+    // The plugin is offered the client's subprotocols without the bearer token.
+    const headers = forwardableHeaders(
+      req.headers,
+      [forwardingHeaders(req), this.identity.headersFor(name, user)],
+      SUBPROTOCOL_HEADER,
+    );
     if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ');
 
     this.pending.add(socket);

@@ -56,12 +56,12 @@ export class RpcProxyController implements OnApplicationShutdown {
     const target = this.plugins.upstream(name, user);
     const match = RPC_PATH.exec(req.originalUrl);
     const path = (match?.[1] ?? '/') + stripTokenQuery(match?.[2] ?? '');
-    const headers = forwardableHeaders(req.headers, {
-      ...forwardingHeaders(req),
-      ...this.identity.headersFor(name, user),
+    const headers = forwardableHeaders(req.headers, [
+      forwardingHeaders(req),
+      this.identity.headersFor(name, user),
       // For plugins written before secrets came as environment variables (CONTRACT.md §3).
-      ...this.secrets.headersFor(name),
-    });
+      this.secrets.headersFor(name),
+    ]);
     // Transfer-Encoding is hop-by-hop, but a chunked request body must stay chunked.
     if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
 

@@ -27,6 +27,7 @@ export class PluginIdentityService {
   private readonly hostKey: Buffer;
   /** Each plugin's secret, derived once, with it as an HMAC key so signing does not convert it. */
   private readonly identities = new Map<PluginName, { secret: string; key: KeyObject }>();
+  private readonly signed = new WeakMap<Principal, Map<PluginName, Readonly<IdentityHeaders>>>();
 
   public constructor(config: PorticoConfig) {
     this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
@@ -36,7 +37,27 @@ export class PluginIdentityService {
     return this.identityOf(plugin).secret;
   }
 
-  public headersFor(plugin: PluginName, user: Principal): IdentityHeaders {
+  /**
+   * The signed headers for `user` calling `plugin`. Remembered per principal object: the
+   * verified-token cache hands out the same principal for every handshake with one token, so a
+   * reconnecting client is not signed again; a principal that is no longer referenced is dropped
+   * with its entries.
+   */
+  public headersFor(plugin: PluginName, user: Principal): Readonly<IdentityHeaders> {
+    let perPlugin = this.signed.get(user);
+    if (perPlugin === undefined) {
+      perPlugin = new Map();
+      this.signed.set(user, perPlugin);
+    }
+    let headers = perPlugin.get(plugin);
+    if (headers === undefined) {
+      headers = Object.freeze(this.sign(plugin, user));
+      perPlugin.set(plugin, headers);
+    }
+    return headers;
+  }
+
+  private sign(plugin: PluginName, user: Principal): IdentityHeaders {
     const iat = String(user.iat);
     const signature = createHmac('sha256', this.identityOf(plugin).key)
       .update(`${plugin}\n${user.id}\n${user.name}\n${iat}`)
