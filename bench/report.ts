@@ -25,6 +25,8 @@ export interface Report {
   date: string;
   command: string;
   quick: boolean;
+  /** Whether a warm-up round (not recorded) ran before run 1; absent in older results. */
+  warmup?: boolean;
   runs: number;
   targets: TargetName[];
   scenarios: ScenarioName[];
@@ -388,6 +390,15 @@ ${perRunTable(report)}
   other load during every measurement (see "Other load" above and the CPU table).
 - **Order**: the targets run one after the other for each scenario, and the order of the
   targets rotates from one run to the next.
+- **Warm-up round**: ${
+    report.warmup === true
+      ? `before run 1, every scenario except idle ran once on every target with shorter counts
+  (${n(Math.min(p.latencyRoundTrips, 3000))} latency round trips, ${Math.min(p.msgrateSeconds, 2)} s of msgrate and of bulk,
+  ${n(Math.min(p.connectCount, 1500))} connect cycles), checked like the others but not recorded. Portico, the
+  splice, the echo plugin and the load client run on V8, which compiles hot code as it runs:
+  without this round a target's first run measured up to a third slower than its later ones.`
+      : 'none (`--no-warmup` or `--quick`): first runs include JIT warm-up.'
+  }
 - **latency**: 1 connection, sequential ${p.messageBytes}-byte round trips (${n(p.latencyRoundTrips)}
   measured after ${n(p.latencyWarmup)} warm-up ones); p50/p99/max of the round-trip time.
 - **msgrate**: ${p.msgrateConnections} connections × ${p.msgrateInFlight} messages in flight,
