@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import { connect, Socket } from 'node:net';
+
+import { http } from '../helpers/http-client';
+import { pluginsDirWith } from '../helpers/plugins-dir';
+import { startTestApp, TestApp } from '../helpers/test-app';
+import { waitFor } from '../helpers/wait';
+
+/** A masked client frame (RFC 6455 §5.2), FIN set; payloads under 64 KiB. */
+function clientFrame(opcode: number, payload: Buffer): Buffer {
+  const mask = randomBytes(4);
+  const len = payload.length;
+  const head =
+    len < 126
+      ? Buffer.from([0x80 | opcode, 0x80 | len])
+      : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]);
+  const body = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
+  return Buffer.concat([head, mask, body]);
+}
+
+/** Unmasked server frames parsed from `data`; `rest` is an incomplete tail. */
+function serverFrames(data: Buffer): {
+  frames: { opcode: number; payload: Buffer }[];
+  rest: Buffer;
+} {
+  const frames: { opcode: number; payload: Buffer }[] = [];
+  let pos = 0;
+  while (data.length - pos >= 2) {
+    const opcode = (data[pos] as number) & 0x0f;
+    let len = (data[pos + 1] as number) & 0x7f;
+    let at = pos + 2;
+    if (len === 126) {
+      if (data.length - pos < 4) break;
+      len = data.readUInt16BE(pos + 2);
+      at = pos + 4;
+    }
+    if (data.length < at + len) break;
+    frames.push({ opcode, payload: data.subarray(at, at + len) });
+    pos = at + len;
+  }
+  return { frames, rest: data.subarray(pos) };
+}
+
+/**
+ * A client written against the socket, not a WebSocket library: what an independent or
+ * impatient client may do on the wire, and what Portico must still get right.
+ */
+describe('a raw-socket WebSocket client', () => {
+  let t: TestApp;
+  let plugins: ReturnType<typeof pluginsDirWith>;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    plugins = pluginsDirWith(['bundled:echo']);
+    t = await startTestApp({ pluginsDir: plugins.dir });
+    await waitFor(
+      async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200,
+      15_000,
+      'readiness',
+    );
+  });
+
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.destroy();
+  });
+
+  afterAll(async () => {
+    await t.close();
+    plugins.remove();
+  });
+
+  const request = (): Buffer =>
+    Buffer.from(
+      'GET /plugin-ws/echo HTTP/1.1\r\n' +
+        `Host: 127.0.0.1:${t.port}\r\n` +
+        'Connection: keep-alive, Upgrade\r\n' +
+        'Upgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\n' +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n` +
+        `Authorization: Bearer ${t.token()}\r\n\r\n`,
+      'latin1',
+    );
+
+  /** Collects what the server sends: its response head, then its frames. */
+  function reader(socket: Socket): {
+    head: () => string | undefined;
+    frames: { opcode: number; payload: Buffer }[];
+  } {
+    let buffered = Buffer.alloc(0);
+    let head: string | undefined;
+    const frames: { opcode: number; payload: Buffer }[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (head === undefined) {
+        const end = buffered.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        head = buffered.subarray(0, end).toString('latin1');
+        buffered = buffered.subarray(end + 4);
+      }
+      const parsed = serverFrames(buffered);
+      frames.push(...parsed.frames);
+      buffered = Buffer.from(parsed.rest);
+    });
+    return { head: () => head, frames };
+  }
+
+  async function opened(): Promise<Socket> {
+    const socket = connect(t.port, '127.0.0.1');
+    socket.setNoDelay(true);
+    sockets.push(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return socket;
+  }
+
+  it('relays frames sent in the same write as the upgrade request, in order', async () => {
+    const socket = await opened();
+    const got = reader(socket);
+    const messages = Array.from({ length: 50 }, (_, i) => `early ${i}`);
+    socket.write(
+      Buffer.concat([request(), ...messages.map((m) => clientFrame(0x1, Buffer.from(m)))]),
+    );
+    await waitFor(() => got.frames.length >= messages.length, 10_000, 'echoes');
+    expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
+    expect(got.frames.map((f) => f.opcode)).toEqual(messages.map(() => 0x1));
+    expect(got.frames.map((f) => f.payload.toString())).toEqual(messages);
+  });
+
+  it('takes a request that arrives a few bytes at a time, then a frame split mid-header', async () => {
+    const socket = await opened();
+    const got = reader(socket);
+    const bytes = request();
+    for (let i = 0; i < bytes.length; i += 7) {
+      socket.write(bytes.subarray(i, i + 7));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor(() => got.head() !== undefined, 10_000, '101');
+    expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
+    const frame = clientFrame(0x2, randomBytes(300));
+    socket.write(frame.subarray(0, 1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    socket.write(frame.subarray(1, 3));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    socket.write(frame.subarray(3));
+    await waitFor(() => got.frames.length >= 1, 10_000, 'echo');
+    expect(got.frames[0]?.opcode).toBe(0x2);
+    expect(got.frames[0]?.payload.length).toBe(300);
+  });
+
+  it('completes the close handshake the client starts and ends the connection', async () => {
+    const socket = await opened();
+    const got = reader(socket);
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    const close = Buffer.alloc(2);
+    close.writeUInt16BE(1000);
+    socket.write(Buffer.concat([request(), clientFrame(0x8, close)]));
+    await ended;
+    expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
+    expect(got.frames).toHaveLength(1);
+    expect(got.frames[0]?.opcode).toBe(0x8);
+    expect(got.frames[0]?.payload.readUInt16BE(0)).toBe(1000);
+  });
+});
