@@ -129,9 +129,10 @@ describe('JWT_JWKS_URL unreachable', () => {
     plugins.remove();
   });
 
-  it('answers 401 over HTTP and WebSocket, quickly, and keeps serving', async () => {
+  // That a refused fetch fails at once rather than at the fetch timeout is checked, by the path
+  // taken rather than by a clock, in test/unit/auth/token-verifier.jwks.spec.ts.
+  it('answers 401 over HTTP and WebSocket, and keeps serving', async () => {
     const token = signWith(jwks.rsa, { sub: 'alice' });
-    const started = Date.now();
     const res = await http(t.baseUrl, 'GET', '/api/plugins', { token });
     expect(res.json).toEqual({
       statusCode: 401,
@@ -140,7 +141,6 @@ describe('JWT_JWKS_URL unreachable', () => {
     });
     const r = await connect(`${t.wsUrl}/plugin-ws/echo`, { token });
     expect(r).toMatchObject({ kind: 'rejected', status: 401 });
-    expect(Date.now() - started).toBeLessThan(5000);
     expect((await http(t.baseUrl, 'GET', '/healthz')).status).toBe(200);
   });
 });
