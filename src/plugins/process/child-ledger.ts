@@ -83,11 +83,18 @@ export class ChildLedger {
     }
   }
 
-  /** Best effort: a DATA_DIR that cannot be written must not keep plugins from running. */
+  /**
+   * Best effort: a DATA_DIR that cannot be written must not keep plugins from running. With
+   * nothing running (e.g. after a clean shutdown) the file is removed rather than left empty.
+   */
   private save(): void {
     const temp = `${this.file}.${process.pid}.tmp`;
     const body: LedgerFile = { children: [...this.entries.values()] };
     try {
+      if (body.children.length === 0) {
+        rmSync(this.file, { force: true });
+        return;
+      }
       writeFileSync(temp, JSON.stringify(body) + '\n', { mode: 0o600 });
       renameSync(temp, this.file);
     } catch (err) {

@@ -48,6 +48,9 @@ describe('ChildLedger', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
       children: [{ plugin: 'board', pid: 102, startTime: '5001' }],
     });
+    // Once every group has ended (a clean shutdown), no file is left behind.
+    ledger.remove(102);
+    expect(existsSync(file)).toBe(false);
   });
 
   it('does not record a process that is already gone', () => {
