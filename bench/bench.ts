@@ -60,6 +60,7 @@ import {
   TargetEndpoint,
   TARGETS,
   TargetName,
+  warmupParams,
 } from './types';
 
 const ROOT = resolve(__dirname, '..');
@@ -96,25 +97,6 @@ const QUICK: ScenarioParams = {
   idleConnections: 1000,
   idleSettleMs: 1000,
 };
-
-/**
- * The warm-up round: every scenario but idle once on every target before run 1, not recorded.
- * Portico, the splice, the echo plugin and the load client are JIT-compiled; without it a
- * target's first run measured up to a third slower than its later ones (connect 1,008 -> 1,387
- * -> 1,502 per second for Portico, 1,024 -> 1,439 -> 1,727 for the splice, in one invocation).
- */
-function warmupParams(p: ScenarioParams): ScenarioParams {
-  return {
-    ...p,
-    latencyWarmup: 0,
-    latencyRoundTrips: Math.min(p.latencyRoundTrips, 3000),
-    warmupSeconds: 0,
-    msgrateSeconds: Math.min(p.msgrateSeconds, 2),
-    bulkSeconds: Math.min(p.bulkSeconds, 2),
-    connectWarmup: 0,
-    connectCount: Math.min(p.connectCount, 1500),
-  };
-}
 
 interface Options {
   quick: boolean;
@@ -856,14 +838,24 @@ async function main(): Promise<number> {
       return pids;
     });
 
+    /** A target's long-running endpoint, with Portico's echo child as it is now. */
+    const sharedEndpoint = (target: TargetName): TargetEndpoint => {
+      const endpoint = { ...(endpoints.get(target) as TargetEndpoint) };
+      if (target === 'portico' && porticoPid !== undefined) {
+        const echoPid = porticoEchoPid(porticoPid);
+        if (echoPid !== endpoint.upstreamPid)
+          say(`warning: Portico's echo child is now pid ${echoPid} (was ${endpoint.upstreamPid})`);
+        endpoint.upstreamPid = echoPid;
+      }
+      return endpoint;
+    };
+
     if (opts.warmup) {
       const t0 = Date.now();
       const warm = warmupParams(params);
       for (const scenario of opts.scenarios.filter((s) => s !== 'idle')) {
         for (const target of opts.targets) {
-          const endpoint = { ...(endpoints.get(target) as TargetEndpoint) };
-          if (target === 'portico' && porticoPid !== undefined)
-            endpoint.upstreamPid = porticoEchoPid(porticoPid);
+          const endpoint = sharedEndpoint(target);
           await guard(
             withTimeout(
               client.run(scenario, endpoint, warm),
@@ -884,15 +876,7 @@ async function main(): Promise<number> {
           // idle runs on fresh processes, stopped right after; everything else on the shared ones.
           const fresh =
             scenario === 'idle' ? await launcher.fresh(target, `idle-run${run}`) : undefined;
-          const endpoint = fresh?.endpoint ?? { ...(endpoints.get(target) as TargetEndpoint) };
-          if (!fresh && target === 'portico' && porticoPid !== undefined) {
-            const echoPid = porticoEchoPid(porticoPid);
-            if (echoPid !== endpoint.upstreamPid)
-              say(
-                `warning: Portico's echo child is now pid ${echoPid} (was ${endpoint.upstreamPid})`,
-              );
-            endpoint.upstreamPid = echoPid;
-          }
+          const endpoint = fresh?.endpoint ?? sharedEndpoint(target);
           await quiet.wait(`${scenario} via ${target}`);
           for (const pid of [endpoint.proxyPid, endpoint.upstreamPid])
             if (pid !== undefined && !alive(pid))

@@ -1,4 +1,5 @@
 import type { Metrics, ScenarioName, ScenarioParams, TargetName } from './types';
+import { warmupParams } from './types';
 
 /** One scenario on one target in one run. */
 export interface RunRecord {
@@ -322,6 +323,7 @@ export function machineLines(report: Report): string {
 
 export function markdown(report: Report): string {
   const p = report.params;
+  const warm = warmupParams(p);
   const n = (x: number): string => x.toLocaleString('en-US');
   return `# Benchmarks
 
@@ -393,8 +395,8 @@ ${perRunTable(report)}
 - **Warm-up round**: ${
     report.warmup === true
       ? `before run 1, every scenario except idle ran once on every target with shorter counts
-  (${n(Math.min(p.latencyRoundTrips, 3000))} latency round trips, ${Math.min(p.msgrateSeconds, 2)} s of msgrate and of bulk,
-  ${n(Math.min(p.connectCount, 1500))} connect cycles), checked like the others but not recorded. Portico, the
+  (${n(warm.latencyRoundTrips)} latency round trips, ${warm.msgrateSeconds} s of msgrate, ${warm.bulkSeconds} s of bulk,
+  ${n(warm.connectCount)} connect cycles), checked like the others but not recorded. Portico, the
   splice, the echo plugin and the load client run on V8, which compiles hot code as it runs:
   without this round a target's first run measured up to a third slower than its later ones.`
       : 'none (`--no-warmup` or `--quick`): first runs include JIT warm-up.'
