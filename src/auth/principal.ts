@@ -10,6 +10,8 @@ export interface Principal {
   readonly roles: readonly string[];
   /** `iat` claim in seconds since the epoch (0 when absent). */
   readonly iat: number;
+  /** `exp` claim in seconds since the epoch; undefined only when JWT_ALLOW_NO_EXP allows it. */
+  readonly exp: number | undefined;
 }
 
 export const ADMIN_ROLE = 'admin';

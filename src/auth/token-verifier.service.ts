@@ -132,6 +132,11 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
     if (typeof payload === 'string' || typeof payload.sub !== 'string' || payload.sub === '') {
       throw new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no subject');
     }
+    const exp =
+      typeof payload.exp === 'number' && Number.isFinite(payload.exp) ? payload.exp : undefined;
+    // A token without `exp` would be a session that never ends (CONTRACT.md §5).
+    if (exp === undefined && !this.config.JWT_ALLOW_NO_EXP)
+      throw new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no expiry');
     const name = [payload.name, payload.preferred_username].find(
       (v): v is string => typeof v === 'string' && v.length > 0,
     );
@@ -140,6 +145,7 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
       name: name ?? payload.sub,
       roles: rolesFrom(payload[this.config.JWT_ROLES_CLAIM]),
       iat: typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat : 0,
+      exp,
     };
   }
 

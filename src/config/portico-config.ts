@@ -1,6 +1,7 @@
 import { Transform } from 'class-transformer';
 import {
   IsBase64,
+  IsBoolean,
   IsIn,
   IsInt,
   IsOptional,
@@ -16,6 +17,10 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+const toBool = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^(true|false|1|0)$/i.test(value.trim())
+    ? /^(true|1)$/i.test(value.trim())
+    : value;
 const toList = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string'
     ? value
@@ -77,6 +82,11 @@ export class PorticoConfig {
   @IsString()
   @MinLength(1)
   public JWT_ROLES_CLAIM: string = 'roles';
+
+  /** Accept user tokens without an `exp` claim (their sessions never end); off by default. */
+  @Transform(toBool)
+  @IsBoolean({ message: 'JWT_ALLOW_NO_EXP must be true or false' })
+  public JWT_ALLOW_NO_EXP: boolean = false;
 
   /** base64 of 32 bytes: encrypts stored plugin secrets and keys plugin identity derivation. */
   @IsOptional()

@@ -13,7 +13,7 @@ const { verifyIdentity } = require('../../plugins/echo/portico-identity.js') as 
   ): { id: string; name: string; roles: string[]; iat: number } | null;
 };
 
-const user = { id: 'alice', name: 'Alice Liddell', roles: ['user', 'ops'], iat: 1_700_000_000 };
+const user = { id: 'alice', name: 'Alice Liddell', roles: ['user', 'ops'], iat: 1_700_000_000, exp: 1_700_003_600 };
 
 describe('plugin identity signatures', () => {
   const config = Object.assign(new PorticoConfig(), {

@@ -78,6 +78,7 @@ describe('JwtAuthGuard', () => {
         name: 'Alice',
         roles: ['user', 'dev'],
         iat: expect.any(Number) as number,
+        exp: expect.any(Number) as number,
       });
     });
 

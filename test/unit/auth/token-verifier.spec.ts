@@ -31,20 +31,20 @@ describe('TokenVerifier', () => {
 
   it('falls back to preferred_username, then sub, for the name', async () => {
     const v = verifier();
-    const a = sign({ sub: 'u1', preferred_username: 'pu' }, SECRET);
-    const b = sign({ sub: 'u2' }, SECRET);
+    const a = sign({ sub: 'u1', preferred_username: 'pu', exp: now() + 60 }, SECRET);
+    const b = sign({ sub: 'u2', exp: now() + 60 }, SECRET);
     expect((await v.verify(a)).name).toBe('pu');
     expect((await v.verify(b)).name).toBe('u2');
   });
 
   it('reads roles from a configured claim, as a list or a string', async () => {
     const v = verifier({ JWT_ROLES_CLAIM: 'groups' });
-    expect((await v.verify(sign({ sub: 'a', groups: 'admin ops,dev' }, SECRET))).roles).toEqual([
-      'admin',
-      'ops',
-      'dev',
-    ]);
-    expect((await v.verify(sign({ sub: 'a', groups: ['x', 3] }, SECRET))).roles).toEqual(['x']);
+    expect(
+      (await v.verify(sign({ sub: 'a', groups: 'admin ops,dev', exp: now() + 60 }, SECRET))).roles,
+    ).toEqual(['admin', 'ops', 'dev']);
+    expect(
+      (await v.verify(sign({ sub: 'a', groups: ['x', 3], exp: now() + 60 }, SECRET))).roles,
+    ).toEqual(['x']);
   });
 
   it.each([
@@ -65,12 +65,23 @@ describe('TokenVerifier', () => {
     await expect(verifier().verify(make())).rejects.toMatchObject({ code });
   });
 
+  it('refuses a token without exp unless JWT_ALLOW_NO_EXP is set', async () => {
+    const token = sign({ sub: 'a' }, SECRET);
+    await expect(verifier().verify(token)).rejects.toEqual(
+      new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no expiry'),
+    );
+    await expect(verifier({ JWT_ALLOW_NO_EXP: true }).verify(token)).resolves.toMatchObject({
+      id: 'a',
+      exp: undefined,
+    });
+  });
+
   it('tolerates 30 s of clock skew', async () => {
     await expect(
       verifier().verify(sign({ sub: 'a', exp: now() - 10 }, SECRET)),
     ).resolves.toBeDefined();
     await expect(
-      verifier().verify(sign({ sub: 'a', nbf: now() + 10 }, SECRET)),
+      verifier().verify(sign({ sub: 'a', nbf: now() + 10, exp: now() + 60 }, SECRET)),
     ).resolves.toBeDefined();
   });
 
@@ -141,11 +152,12 @@ describe('TokenVerifier', () => {
 
   it('keeps iat, and de-duplicates and trims roles', async () => {
     const iat = now() - 100;
+    const exp = now() + 60;
     const principal = await verifier().verify(
-      sign({ sub: 'a', iat, roles: [' admin', 'admin', '', 'dev '] }, SECRET),
+      sign({ sub: 'a', iat, exp, roles: [' admin', 'admin', '', 'dev '] }, SECRET),
     );
-    expect(principal).toEqual({ id: 'a', name: 'a', roles: ['admin', 'dev'], iat });
-    const none = await verifier().verify(sign({ sub: 'a', roles: { admin: true } }, SECRET));
+    expect(principal).toEqual({ id: 'a', name: 'a', roles: ['admin', 'dev'], iat, exp });
+    const none = await verifier().verify(sign({ sub: 'a', exp, roles: { admin: true } }, SECRET));
     expect(none.roles).toEqual([]);
   });
 
