@@ -16,10 +16,20 @@ const wss = new WebSocketServer({
   handleProtocols: (protocols) => [...protocols].find((p) => p !== 'portico') ?? false,
 });
 
+// A plugin serves many users over one process: one client's bad input must end that client's
+// connection, never the process. `ws` reports a protocol error (invalid UTF-8, a bad close code,
+// an oversized message) as an 'error' event on that socket, and an 'error' event nobody listens
+// to is thrown — so every socket, the server and the HTTP server get a listener.
+function logError(where, err) {
+  console.error(JSON.stringify({ event: 'error', where, reason: err.message }));
+}
+wss.on('error', (err) => logError('wss', err));
+
 wss.on('connection', (ws, req) => {
   // Who is connected, as Portico vouches for it (null if the headers were not signed for us).
   const user = verifyIdentity(req.headers);
   console.log(JSON.stringify({ event: 'connected', user: user?.id ?? null }));
+  ws.on('error', (err) => logError('ws', err)); // ws closes the connection itself (1002/1007/1009)
   ws.on('message', (data, isBinary) => {
     // `__close:<code>:<reason>` asks the plugin to close the connection itself.
     const close = !isBinary && /^__close:(\d+):(.*)$/s.exec(data.toString());
@@ -47,6 +57,7 @@ const server = http.createServer((req, res) => {
       'content-type': req.headers['content-type'] ?? 'application/octet-stream',
     });
     req.pipe(res); // streamed back as it arrives, never buffered
+    req.on('error', (err) => logError('request', err)); // a client gone mid-body
   } else if (req.method === 'GET' && path === '/whoami') {
     // Portico replaces any client-sent x-plugin-* header with the signed identity of the user.
     const user = verifyIdentity(req.headers);
@@ -58,7 +69,10 @@ const server = http.createServer((req, res) => {
   }
 });
 
+server.on('error', (err) => logError('server', err));
+
 server.on('upgrade', (req, socket, head) => {
+  socket.on('error', (err) => logError('upgrade', err));
   const path = new URL(req.url, 'http://plugin').pathname;
   if (path !== '/ws' && !path.startsWith('/ws/')) {
     socket.once('finish', () => socket.destroy());

@@ -30,6 +30,7 @@ export interface UpstreamTarget {
 @Injectable()
 export class PluginsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(PluginsService.name);
+  private readonly accessListeners = new Set<(name: PluginName) => void>();
   private discoveredFlag = false;
   private drainingFlag = false;
 
@@ -108,8 +109,18 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return descriptor;
   }
 
-  public setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
-    return this.registry.setAccess(name, roles);
+  public async setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
+    const descriptor = await this.registry.setAccess(name, roles);
+    for (const listener of [...this.accessListeners]) listener(name);
+    return descriptor;
+  }
+
+  /** Calls `listener(name)` after a plugin's access roles changed; returns an unsubscribe. */
+  public onAccessChange(listener: (name: PluginName) => void): () => void {
+    this.accessListeners.add(listener);
+    return () => {
+      this.accessListeners.delete(listener);
+    };
   }
 
   /** Admin restart; also the way out of `failed`. */

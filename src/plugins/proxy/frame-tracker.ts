@@ -4,6 +4,11 @@ export type FeedResult =
   /** Forward the whole chunk. */
   | { readonly kind: 'pass' }
   /**
+   * Forward all but the chunk's last `bytes`: they begin a frame header that can't be checked
+   * yet. The caller feeds them again in front of the next chunk (only in `fromClient` mode).
+   */
+  | { readonly kind: 'hold'; readonly bytes: number }
+  /**
    * Forward `chunk.subarray(0, at)`, then stop: the next frame breaks a rule. `clean` is false
    * when part of that frame's header already left in an earlier chunk.
    */
@@ -14,17 +19,41 @@ export type FeedResult =
       readonly violation: FrameViolation;
     };
 
-export type FrameViolation = 'too-big' | 'bad-length';
+/** Why a frame was refused; every one but `too-big` is a protocol error (close code 1002). */
+export type FrameViolation =
+  | 'too-big'
+  | 'bad-length'
+  | 'unmasked'
+  | 'reserved-bits'
+  | 'unknown-opcode'
+  | 'bad-control-frame'
+  | 'bad-fragmentation';
+
+export interface FrameTrackerOptions {
+  /** Largest data message (all its fragments) allowed; larger ones are cut (1009). */
+  readonly maxMessageBytes?: number;
+  /**
+   * Frames come from a client (RFC 6455 §5.1–§5.5): each must be masked, carry no RSV bits (no
+   * extension is ever negotiated through Portico), use a known opcode, keep control frames
+   * unfragmented and ≤ 125 bytes, and fragment messages in order. All of it is in a frame's
+   * first two bytes, so it costs nothing; a frame that breaks a rule is cut before any of it
+   * is forwarded.
+   */
+  readonly fromClient?: boolean;
+}
 
 const PASS: FeedResult = { kind: 'pass' };
+const HOLD_ONE: FeedResult = { kind: 'hold', bytes: 1 };
 
 /**
  * Follows WebSocket frame boundaries in one direction of a byte stream without copying or
  * unmasking payloads: it reads each header (2–14 bytes) as it passes and skips the payload.
  * That is all the relay needs to inject control frames between frames, to enforce the
- * message size limit, and to know whether a peer sent a close frame.
+ * message size limit and the client frame rules, and to know whether a peer sent a close frame.
  */
 export class FrameTracker {
+  private readonly maxMessageBytes: number;
+  private readonly fromClient: boolean;
   /** Payload bytes of the current frame still to pass. */
   private remaining = 0;
   /** A header split across chunks is gathered here. */
@@ -32,10 +61,15 @@ export class FrameTracker {
   private partialLength = 0;
   /** Payload bytes of the current (possibly fragmented) data message so far. */
   private messageBytes = 0;
+  /** A data message's first frame has passed without FIN: continuations are due. */
+  private inMessage = false;
   private closeSeenFlag = false;
   private framesSeen = 0;
 
-  public constructor(private readonly maxMessageBytes: number = Number.POSITIVE_INFINITY) {}
+  public constructor(options: FrameTrackerOptions = {}) {
+    this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
+    this.fromClient = options.fromClient === true;
+  }
 
   /** True between frames: a control frame may be written to this direction's destination now. */
   public get atBoundary(): boolean {
@@ -74,8 +108,22 @@ export class FrameTracker {
         offset = 0;
       }
       const available = this.partialLength === 0 ? len - pos : this.partialLength + (len - pos);
-      const need = headerLength(header, offset, available);
-      if (need === undefined || available < need) {
+      if (available < 2) {
+        // One byte can't be checked: a client's is held back so a bad frame never starts to leave.
+        if (this.fromClient) return HOLD_ONE;
+        chunk.copy(this.partial, 0, pos, len);
+        this.partialLength = len - pos;
+        return PASS;
+      }
+      const b0 = header[offset] as number;
+      const b1 = header[offset + 1] as number;
+      if (this.fromClient) {
+        const violation = this.clientFrameViolation(b0, b1);
+        if (violation !== undefined) return this.cut(frameStart, violation);
+      }
+      const len7 = b1 & 0x7f;
+      const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + ((b1 & 0x80) !== 0 ? 4 : 0);
+      if (available < need) {
         // Keep the header bytes for the next chunk.
         if (this.partialLength === 0) {
           chunk.copy(this.partial, 0, pos, len);
@@ -85,11 +133,8 @@ export class FrameTracker {
         }
         return PASS;
       }
-      const b0 = header[offset] as number;
-      const b1 = header[offset + 1] as number;
       const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
-      const len7 = b1 & 0x7f;
       let payload: number;
       if (len7 < 126) payload = len7;
       else if (len7 === 126) payload = header.readUInt16BE(offset + 2);
@@ -103,6 +148,7 @@ export class FrameTracker {
         this.messageBytes += payload;
         if (this.messageBytes > this.maxMessageBytes) return this.cut(frameStart, 'too-big');
         if (fin) this.messageBytes = 0;
+        this.inMessage = !fin;
       } else if (opcode === Opcode.Close) {
         this.closeSeenFlag = true;
       }
@@ -115,16 +161,23 @@ export class FrameTracker {
     return PASS;
   }
 
+  /** The rule a client frame's first two bytes break, if any (RFC 6455 §5.2, §5.4, §5.5). */
+  private clientFrameViolation(b0: number, b1: number): FrameViolation | undefined {
+    if ((b1 & 0x80) === 0) return 'unmasked';
+    if ((b0 & 0x70) !== 0) return 'reserved-bits';
+    const opcode = b0 & 0x0f;
+    if (opcode >= Opcode.Close) {
+      if (opcode > Opcode.Pong) return 'unknown-opcode';
+      if ((b0 & 0x80) === 0 || (b1 & 0x7f) > 125) return 'bad-control-frame';
+      return undefined;
+    }
+    if (opcode > Opcode.Binary) return 'unknown-opcode';
+    // A continuation needs a message to continue; a new message must wait for the last to end.
+    if ((opcode === Opcode.Continuation) !== this.inMessage) return 'bad-fragmentation';
+    return undefined;
+  }
+
   private cut(frameStart: number, violation: FrameViolation): FeedResult {
     return { kind: 'cut', at: Math.max(frameStart, 0), clean: frameStart >= 0, violation };
   }
-}
-
-/** Header length from its first bytes, or undefined while fewer than 2 are available. */
-function headerLength(buf: Buffer, offset: number, available: number): number | undefined {
-  if (available < 2) return undefined;
-  const b1 = buf[offset + 1] as number;
-  const len7 = b1 & 0x7f;
-  const ext = len7 === 126 ? 2 : len7 === 127 ? 8 : 0;
-  return 2 + ext + ((b1 & 0x80) !== 0 ? 4 : 0);
 }

@@ -18,31 +18,40 @@ import {
   extractCredential,
   PORTICO_SUBPROTOCOL,
   stripBearerSubprotocol,
-  stripTokenQuery,
 } from '../../auth/credential-extractor';
 import type { Principal } from '../../auth/principal';
-import { TokenVerifier } from '../../auth/token-verifier.service';
+import { CLOCK_TOLERANCE_SECONDS, TokenVerifier } from '../../auth/token-verifier.service';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { debugEnabled } from '../../logging/debug-enabled';
 import { redactUrl } from '../../logging/redact-url';
 import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
 import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import { canAccess } from '../plugin-access';
 import { isPluginName } from '../plugin.types';
 import type { PluginName } from '../plugin.types';
 import { PluginsService } from '../plugins.service';
 import type { ExitInfo } from '../process/plugin-supervisor';
 import { PluginProcessManager } from '../process/plugin-process-manager.service';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
-import { forwardableHeaders, forwardingHeaders } from './forwarded-headers';
+import { bodyFraming, forwardableHeaders, forwardingHeaders } from './forwarded-headers';
 import { dialUpstream } from './upstream-dialer';
 import { CloseCode } from './ws-frame';
+import { upstreamWsPath } from './ws-path';
 import { RelayHooks, WsRelay } from './ws-relay';
 
 /** `/plugin-ws/<name>[/sub/path][?query]` */
 const ROUTE = /^\/plugin-ws\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/;
 const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-const SUBPROTOCOL_HEADER: ReadonlySet<string> = new Set(['sec-websocket-protocol']);
+/**
+ * Not copied into the plugin's handshake: the subprotocols are offered without the bearer entry,
+ * and no extension is ever negotiated, so the relay sees every message's real size (the 1009
+ * limit counts what a plugin has to hold, not compressed bytes) and any RSV bit is an error.
+ */
+const NOT_OFFERED: ReadonlySet<string> = new Set([
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
 /** After a plugin socket drops without a close frame, how long to wait for its exit event. */
 const EXIT_WAIT_MS = 1000;
 
@@ -79,8 +88,17 @@ export class PluginProxyGateway
   /** Decided once: the per-handshake debug line is not even built otherwise. */
   private readonly debug: boolean;
   private readonly onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer): void => {
-    void this.handleUpgrade(req, socket, head);
+    // Whatever goes wrong, it must not become an unhandled rejection: that ends the process.
+    this.handleUpgrade(req, socket, head).catch((err: unknown) => {
+      this.logger.error({
+        event: 'ws_upgrade_failed',
+        url: redactUrl(req.url ?? ''),
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      if (!socket.destroyed) this.reject(socket, req, 500, 'internal error');
+    });
   };
+  private readonly unsubscribeAccess: () => void;
 
   public constructor(
     private readonly adapterHost: HttpAdapterHost,
@@ -92,6 +110,7 @@ export class PluginProxyGateway
     private readonly metrics: PorticoMetrics,
   ) {
     this.debug = debugEnabled(config.LOG_LEVEL);
+    this.unsubscribeAccess = plugins.onAccessChange(this.onAccessChange);
   }
 
   public onApplicationBootstrap(): void {
@@ -112,6 +131,7 @@ export class PluginProxyGateway
     this.draining = true;
     this.processes.off('stopping', this.onPluginStopping);
     this.processes.off('exit', this.onPluginExit);
+    this.unsubscribeAccess();
     if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
     for (const timer of this.lostWaits.values()) clearTimeout(timer);
     this.lostWaits.clear();
@@ -181,6 +201,18 @@ export class PluginProxyGateway
     }
   };
 
+  /** An admin changed who may use a plugin: sessions of users who lost it end (4403). */
+  private readonly onAccessChange = (name: PluginName): void => {
+    if (!this.plugins.exists(name)) return;
+    const descriptor = this.plugins.get(name);
+    for (const relay of this.relays) {
+      if (relay.plugin === name && !canAccess(descriptor, relay.user)) {
+        this.logger.log({ plugin: name, event: 'ws_access_revoked', user: relay.user.id });
+        relay.closeBoth(CloseCode.AccessRevoked, 'access to this plugin was revoked');
+      }
+    }
+  };
+
   private closeForExit(relay: WsRelay, willRestart: boolean): void {
     if (willRestart) relay.closeClient(CloseCode.ServiceRestart, 'plugin restarting');
     else relay.closeClient(CloseCode.InternalError, 'plugin stopped');
@@ -197,6 +229,13 @@ export class PluginProxyGateway
       return this.reject(socket, req, 400, 'invalid plugin name');
     if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
       return this.reject(socket, req, 400, 'not a WebSocket upgrade');
+    if (req.method !== 'GET')
+      return this.reject(socket, req, 405, 'a WebSocket upgrade must use GET');
+    // A handshake has no body; one that announces one could smuggle a request to the plugin.
+    if (bodyFraming(req.headers)?.kind !== 'none')
+      return this.reject(socket, req, 400, 'a WebSocket upgrade must not have a body');
+    const path = upstreamWsPath(match[2], match[3]);
+    if (path === undefined) return this.reject(socket, req, 400, 'invalid WebSocket path');
 
     let credential: Credential | undefined;
     let user: Principal;
@@ -224,12 +263,11 @@ export class PluginProxyGateway
       return this.closeAfterAccept(req, socket, head, offered, err, name);
     }
 
-    const path = `/ws${match[2] ?? ''}${stripTokenQuery(match[3] ?? '')}`;
     // The plugin is offered the client's subprotocols without the bearer token.
     const headers = forwardableHeaders(
       req.headers,
       [forwardingHeaders(req), this.identity.headersFor(name, user)],
-      SUBPROTOCOL_HEADER,
+      NOT_OFFERED,
     );
     if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ');
 
@@ -253,12 +291,15 @@ export class PluginProxyGateway
       socket.destroy();
       return;
     }
-    if (upstream.statusCode !== 101) {
+    const refusal =
+      upstream.statusCode !== 101
+        ? `plugin answered the handshake with ${upstream.statusCode}`
+        : upstream.headers['sec-websocket-extensions'] !== undefined
+          ? 'plugin negotiated an extension that was not offered'
+          : undefined;
+    if (refusal !== undefined) {
       upstream.socket.destroy();
-      const refused = new PluginException(
-        PluginExceptionCode.UPSTREAM_REFUSED,
-        `plugin answered the handshake with ${upstream.statusCode}`,
-      );
+      const refused = new PluginException(PluginExceptionCode.UPSTREAM_REFUSED, refusal);
       return this.closeAfterAccept(req, socket, head, offered, refused, name);
     }
 
@@ -272,15 +313,16 @@ export class PluginProxyGateway
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
       `Sec-WebSocket-Accept: ${upstream.headers['sec-websocket-accept'] ?? ''}\r\n`;
     if (protocol !== undefined) response += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
-    const extensions = upstream.headers['sec-websocket-extensions'];
-    if (extensions !== undefined) response += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
 
     const relay = new WsRelay(
-      name,
-      target.generation,
+      {
+        plugin: name,
+        generation: target.generation,
+        user,
+        maxMessageBytes: target.descriptor.manifest?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      },
       socket,
       upstream.socket,
-      target.descriptor.manifest?.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       this,
     );
     this.relays.add(relay);
@@ -288,6 +330,13 @@ export class PluginProxyGateway
     this.metrics.wsHandshakes.inc({ plugin: name, outcome: 'relayed' });
     socket.write(response + '\r\n');
     relay.start(head, upstream.rest);
+    // The session ends with its credential: when verification would start refusing the token.
+    if (user.exp !== undefined)
+      relay.endAfter(
+        (user.exp + CLOCK_TOLERANCE_SECONDS) * 1000 - Date.now(),
+        CloseCode.TokenExpired,
+        'token expired',
+      );
     socket.resume();
     upstream.socket.resume();
     if (this.debug)
@@ -332,8 +381,10 @@ export class PluginProxyGateway
     }
     const error = STATUS_CODES[status] ?? 'Error';
     const body = JSON.stringify({ statusCode: status, error, message });
+    // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+    const allow = status === 405 ? 'Allow: GET\r\n' : '';
     socket.end(
-      `HTTP/1.1 ${status} ${error}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `HTTP/1.1 ${status} ${error}\r\nConnection: close\r\n${allow}Content-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       () => socket.destroy(),
     );

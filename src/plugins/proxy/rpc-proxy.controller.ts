@@ -5,10 +5,9 @@ import { pipeline } from 'node:stream';
 import { All, Controller, Logger, OnApplicationShutdown, Param, Req, Res } from '@nestjs/common';
 import type { Request, Response } from 'express';
 
-import { stripTokenQuery } from '../../auth/credential-extractor';
 import { CurrentUser } from '../../auth/current-user.decorator';
 import type { Principal } from '../../auth/principal';
-import { sendPluginError } from '../../common/http-exception.filter';
+import { sendError, sendPluginError } from '../../common/http-exception.filter';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
@@ -17,12 +16,15 @@ import { PluginsService } from '../plugins.service';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { PluginSecretsService } from '../secrets/plugin-secrets.service';
 import {
+  bodyFraming,
   forwardableHeaders,
   forwardingHeaders,
   isHopByHopResponseHeader,
 } from './forwarded-headers';
+import { rpcUpstreamPath } from './rpc-path';
 
-const RPC_PATH = /^\/api\/plugins\/[^/?]+\/rpc(\/[^?]*)?(\?.*)?$/;
+/** Answered by Portico itself (Node's server sends `100 Continue`), so not forwarded. */
+const RPC_OMIT: ReadonlySet<string> = new Set(['expect']);
 
 /**
  * `ALL /api/plugins/:name/rpc/*path` (CONTRACT.md §3): a streaming HTTP proxy to the plugin's
@@ -53,17 +55,33 @@ export class RpcProxyController implements OnApplicationShutdown {
     @Req() req: Request,
     @Res() res: Response,
   ): void {
+    const path = rpcUpstreamPath(req.originalUrl, name);
+    if (path === undefined) {
+      sendError(res, 404, 'no such route');
+      return;
+    }
+    const framing = bodyFraming(req.headers);
+    if (framing === undefined) {
+      // The rest of this connection can't be trusted to be where the client says it is.
+      this.logger.warn({ plugin: name, event: 'rpc_refused', reason: 'ambiguous framing' });
+      res.setHeader('Connection', 'close');
+      sendError(res, 400, 'ambiguous request framing (Content-Length / Transfer-Encoding)');
+      return;
+    }
     const target = this.plugins.upstream(name, user);
-    const match = RPC_PATH.exec(req.originalUrl);
-    const path = (match?.[1] ?? '/') + stripTokenQuery(match?.[2] ?? '');
-    const headers = forwardableHeaders(req.headers, [
-      forwardingHeaders(req),
-      this.identity.headersFor(name, user),
-      // For plugins written before secrets came as environment variables (CONTRACT.md §3).
-      this.secrets.headersFor(name),
-    ]);
-    // Transfer-Encoding is hop-by-hop, but a chunked request body must stay chunked.
-    if (req.headers['transfer-encoding'] !== undefined) headers['transfer-encoding'] = 'chunked';
+    const headers = forwardableHeaders(
+      req.headers,
+      [
+        forwardingHeaders(req),
+        this.identity.headersFor(name, user),
+        // For plugins written before secrets came as environment variables (CONTRACT.md §3).
+        this.secrets.headersFor(name),
+      ],
+      RPC_OMIT,
+    );
+    // The body is framed as Portico decides, never as the client's headers might be read.
+    if (framing.kind === 'length') headers['content-length'] = String(framing.length);
+    else if (framing.kind === 'chunked') headers['transfer-encoding'] = 'chunked';
 
     const upstream = request({
       host: '127.0.0.1',
@@ -120,6 +138,9 @@ export class RpcProxyController implements OnApplicationShutdown {
       clearTimeout(timer);
       if (!res.writableFinished) upstream.destroy();
     });
-    pipeline(req, upstream, () => undefined);
+    if (framing.kind === 'none') {
+      req.resume();
+      upstream.end();
+    } else pipeline(req, upstream, () => undefined);
   }
 }

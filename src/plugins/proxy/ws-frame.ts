@@ -17,6 +17,8 @@ export const CloseCode = {
   MessageTooBig: 1009,
   InternalError: 1011,
   ServiceRestart: 1012,
+  TokenExpired: 4401,
+  AccessRevoked: 4403,
   UnknownPlugin: 4404,
   PluginNotRunning: 4503,
   UpstreamRefused: 4502,

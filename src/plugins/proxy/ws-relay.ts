@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 
-import { FeedResult, FrameTracker } from './frame-tracker';
+import type { Principal } from '../../auth/principal';
+import { FeedResult, FrameTracker, FrameViolation } from './frame-tracker';
 import { CloseCode, closeFrame, controlFrame, Opcode } from './ws-frame';
 
 /** How long a closing side may take to flush before its socket is destroyed. */
@@ -8,6 +9,29 @@ const CLOSE_FLUSH_MS = 1000;
 const PING_PAYLOAD = Buffer.from('portico');
 /** Bytes queued in a destination socket beyond which its source is paused until 'drain'. */
 const PAUSE_AT_BYTES = 1024 * 1024;
+/** Longest delay setTimeout takes; a session further away is re-armed when this one fires. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** The close reason a client (and the plugin) is given for each refused frame. */
+const VIOLATION_REASON: Readonly<Record<FrameViolation, string>> = {
+  'too-big': 'message too big',
+  'bad-length': 'invalid frame length',
+  unmasked: 'client frame not masked',
+  'reserved-bits': 'reserved bits set without an extension',
+  'unknown-opcode': 'unknown opcode',
+  'bad-control-frame': 'invalid control frame',
+  'bad-fragmentation': 'invalid fragmentation',
+};
+
+export interface RelayOptions {
+  readonly plugin: string;
+  /** The plugin process generation this connection was made to. */
+  readonly generation: number;
+  /** Whose session this is (access checks while it lasts). */
+  readonly user: Principal;
+  /** Largest message either way (the plugin's `maxMessageBytes`). */
+  readonly maxMessageBytes: number;
+}
 
 /** Relays with corked sockets, flushed together once per event-loop turn. */
 const corked = new Set<WsRelay>();
@@ -44,8 +68,14 @@ export interface RelayHooks {
  * destination is full is paused until it drains.
  */
 export class WsRelay {
+  public readonly plugin: string;
+  public readonly generation: number;
+  public readonly user: Principal;
   private readonly toUpstream: FrameTracker;
-  private readonly toClient = new FrameTracker();
+  private readonly toClient: FrameTracker;
+  /** A client header byte held back until the byte after it shows the frame is allowed. */
+  private clientHeld: Buffer | undefined;
+  private sessionTimer: NodeJS.Timeout | undefined;
   /** Close frames waiting for a frame boundary in their direction. */
   private pendingClientClose: Buffer | undefined;
   private pendingUpstreamClose: Buffer | undefined;
@@ -64,15 +94,17 @@ export class WsRelay {
   private upstreamCorked = false;
 
   public constructor(
-    public readonly plugin: string,
-    /** The plugin process generation this connection was made to. */
-    public readonly generation: number,
+    options: RelayOptions,
     private readonly client: Socket,
     private readonly upstream: Socket,
-    maxMessageBytes: number,
     private readonly hooks: RelayHooks,
   ) {
-    this.toUpstream = new FrameTracker(maxMessageBytes);
+    this.plugin = options.plugin;
+    this.generation = options.generation;
+    this.user = options.user;
+    const { maxMessageBytes } = options;
+    this.toUpstream = new FrameTracker({ maxMessageBytes, fromClient: true });
+    this.toClient = new FrameTracker({ maxMessageBytes });
   }
 
   /** Starts relaying; `clientHead`/`upstreamHead` are bytes each side sent after its handshake. */
@@ -99,7 +131,24 @@ export class WsRelay {
     if (this.clientDone || this.clientClosed) return;
     this.pendingClientClose = closeFrame(code, reason, false);
     this.flushClientClose();
-    this.armFlushTimer();
+    // The plugin is gone in the middle of a frame: that frame can't be finished without
+    // delivering made-up bytes, so the client's connection is reset instead (it sees 1006).
+    if (this.pendingClientClose !== undefined && this.upstreamClosed) this.client.destroy();
+    else this.armFlushTimer();
+  }
+
+  /**
+   * Ends the session `delayMs` from now with `code` (4401 when the token expires). Called once,
+   * right after `start`; the timer goes with the relay.
+   */
+  public endAfter(delayMs: number, code: number, reason: string): void {
+    if (this.sessionTimer !== undefined) clearTimeout(this.sessionTimer);
+    const wait = Math.max(0, Math.min(delayMs, MAX_TIMER_MS));
+    this.sessionTimer = setTimeout(() => {
+      this.sessionTimer = undefined;
+      if (wait < delayMs) this.endAfter(delayMs - wait, code, reason);
+      else this.closeBoth(code, reason);
+    }, wait);
   }
 
   /** Closes both sides with the same code, e.g. 1001 on host shutdown. */
@@ -162,11 +211,21 @@ export class WsRelay {
     this.armFlushTimer();
   }
 
-  private fromClient(chunk: Buffer): void {
+  private fromClient(data: Buffer): void {
     this.clientHeard = true;
     if (this.upstreamDone || this.upstreamClosed) return;
+    let chunk = data;
+    if (this.clientHeld !== undefined) {
+      chunk = Buffer.concat([this.clientHeld, data]);
+      this.clientHeld = undefined;
+    }
     const result = this.toUpstream.feed(chunk);
-    if (result.kind === 'pass') {
+    if (result.kind === 'hold') {
+      this.clientHeld = Buffer.from(chunk.subarray(chunk.length - result.bytes));
+      chunk = chunk.subarray(0, chunk.length - result.bytes);
+      if (chunk.length === 0) return;
+    }
+    if (result.kind !== 'cut') {
       // The turn's first chunk goes out at once (no added latency); later ones are batched.
       if (!this.upstreamTouched) {
         this.upstreamTouched = true;
@@ -179,12 +238,16 @@ export class WsRelay {
       this.flushUpstreamClose();
       return;
     }
-    this.onViolation(chunk, result);
+    this.onClientViolation(chunk, result);
   }
 
   private fromUpstream(chunk: Buffer): void {
     if (this.clientDone) return;
-    this.toClient.feed(chunk);
+    const result = this.toClient.feed(chunk);
+    if (result.kind === 'cut') {
+      this.onUpstreamViolation(chunk, result);
+      return;
+    }
     if (!this.clientTouched) {
       this.clientTouched = true;
       this.scheduleFlush();
@@ -203,17 +266,32 @@ export class WsRelay {
     setImmediate(flushCorked);
   }
 
-  private onViolation(chunk: Buffer, result: Extract<FeedResult, { kind: 'cut' }>): void {
+  /** A client frame broke a rule or the size limit: none of it reaches the plugin. */
+  private onClientViolation(chunk: Buffer, result: Extract<FeedResult, { kind: 'cut' }>): void {
     if (result.at > 0) this.upstream.write(chunk.subarray(0, result.at));
-    const tooBig = result.violation === 'too-big';
-    const code = tooBig ? CloseCode.MessageTooBig : CloseCode.ProtocolError;
-    const reason = tooBig ? 'message too big' : 'invalid frame length';
+    const code = violationCode(result.violation);
+    const reason = VIOLATION_REASON[result.violation];
     // The offending frame was not forwarded, so the plugin's stream ends on a frame boundary.
     if (result.clean) this.closeUpstream(code, reason);
     this.upstreamDone = true;
     if (this.pendingUpstreamClose === undefined) this.upstream.destroy();
     this.client.pause();
     this.closeClient(code, reason);
+  }
+
+  /** The plugin sent a message over the limit (CONTRACT.md §4 "to or from"): both sides close. */
+  private onUpstreamViolation(chunk: Buffer, result: Extract<FeedResult, { kind: 'cut' }>): void {
+    if (result.at > 0) this.client.write(chunk.subarray(0, result.at));
+    const code = violationCode(result.violation);
+    const reason = VIOLATION_REASON[result.violation];
+    this.upstream.pause();
+    this.closeUpstream(code, reason);
+    if (result.clean) this.closeClient(code, reason);
+    else {
+      // Part of the frame already reached the client: no close frame can follow it.
+      this.clientDone = true;
+      this.client.destroy();
+    }
   }
 
   private flushClientClose(): void {
@@ -283,8 +361,14 @@ export class WsRelay {
   private maybeClosed(): void {
     if (!this.isClosed) return;
     corked.delete(this);
+    if (this.sessionTimer !== undefined) clearTimeout(this.sessionTimer);
+    this.sessionTimer = undefined;
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     this.hooks.closed(this);
   }
+}
+
+function violationCode(violation: FrameViolation): number {
+  return violation === 'too-big' ? CloseCode.MessageTooBig : CloseCode.ProtocolError;
 }

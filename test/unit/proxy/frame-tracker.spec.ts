@@ -64,7 +64,7 @@ describe('FrameTracker', () => {
   });
 
   it('cuts before a message that exceeds the limit, at the frame start', () => {
-    const t = new FrameTracker(100);
+    const t = new FrameTracker({ maxMessageBytes: 100 });
     const ok = frame(Opcode.Text, 100, { masked: true });
     const big = frame(Opcode.Binary, 101, { masked: true });
     const result = t.feed(Buffer.concat([ok, big]));
@@ -72,7 +72,7 @@ describe('FrameTracker', () => {
   });
 
   it('counts a fragmented message as a whole against the limit', () => {
-    const t = new FrameTracker(100);
+    const t = new FrameTracker({ maxMessageBytes: 100 });
     const first = frame(Opcode.Text, 60, { fin: false });
     const ping = frame(Opcode.Ping, 5);
     const second = frame(Opcode.Continuation, 41, { fin: true });
@@ -81,12 +81,12 @@ describe('FrameTracker', () => {
   });
 
   it('starts counting again after a message ends', () => {
-    const t = new FrameTracker(100);
+    const t = new FrameTracker({ maxMessageBytes: 100 });
     for (let i = 0; i < 5; i++) expect(t.feed(frame(Opcode.Binary, 100))).toEqual({ kind: 'pass' });
   });
 
   it('reports an unclean cut when the offending header began in an earlier chunk', () => {
-    const t = new FrameTracker(100);
+    const t = new FrameTracker({ maxMessageBytes: 100 });
     const big = frame(Opcode.Binary, 200, { masked: true });
     expect(t.feed(big.subarray(0, 1))).toEqual({ kind: 'pass' });
     expect(t.feed(big.subarray(1))).toEqual({
@@ -101,6 +101,86 @@ describe('FrameTracker', () => {
     const t = new FrameTracker();
     const header = Buffer.from([0x82, 0x7f, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
     expect(t.feed(header)).toEqual({ kind: 'cut', at: 0, clean: true, violation: 'bad-length' });
+  });
+});
+
+describe('FrameTracker for client frames (RFC 6455 §5)', () => {
+  const client = (): FrameTracker => new FrameTracker({ fromClient: true });
+
+  it('passes well-formed masked frames, fragments and interleaved control frames', () => {
+    const t = client();
+    const stream = Buffer.concat([
+      frame(Opcode.Text, 10, { masked: true, fin: false }),
+      frame(Opcode.Ping, 125, { masked: true }),
+      frame(Opcode.Continuation, 10, { masked: true, fin: false }),
+      frame(Opcode.Continuation, 0, { masked: true }),
+      frame(Opcode.Binary, 700, { masked: true }),
+      closeFrame(1000, 'bye', true),
+    ]);
+    for (const size of [2, 3, 5, 1000]) {
+      const u = client();
+      let held = Buffer.alloc(0);
+      for (let i = 0; i < stream.length; i += size) {
+        const piece = Buffer.concat([held, stream.subarray(i, i + size)]);
+        const r = u.feed(piece);
+        if (r.kind === 'hold') held = piece.subarray(piece.length - r.bytes);
+        else {
+          expect(r).toEqual({ kind: 'pass' });
+          held = Buffer.alloc(0);
+        }
+      }
+      expect(u.frames).toBe(6);
+      expect(u.closeSeen).toBe(true);
+    }
+    expect(t.feed(stream)).toEqual({ kind: 'pass' });
+  });
+
+  it.each([
+    ['an unmasked frame', frame(Opcode.Text, 5), 'unmasked'],
+    ['RSV1 without an extension', Buffer.from([0xc1, 0x80, 0, 0, 0, 0]), 'reserved-bits'],
+    ['RSV3', Buffer.from([0x92, 0x80, 0, 0, 0, 0]), 'reserved-bits'],
+    ['reserved opcode 3', Buffer.from([0x83, 0x80, 0, 0, 0, 0]), 'unknown-opcode'],
+    ['reserved opcode 0xB', Buffer.from([0x8b, 0x80, 0, 0, 0, 0]), 'unknown-opcode'],
+    ['a ping over 125 bytes', frame(Opcode.Ping, 126, { masked: true }), 'bad-control-frame'],
+    [
+      'a fragmented close',
+      frame(Opcode.Close, 2, { masked: true, fin: false }),
+      'bad-control-frame',
+    ],
+    [
+      'a continuation with no message',
+      frame(Opcode.Continuation, 3, { masked: true }),
+      'bad-fragmentation',
+    ],
+  ])('cuts %s before any of it is forwarded', (_what, bad, violation) => {
+    const ok = frame(Opcode.Text, 3, { masked: true });
+    const t = client();
+    expect(t.feed(Buffer.concat([ok, bad]))).toEqual({
+      kind: 'cut',
+      at: ok.length,
+      clean: true,
+      violation,
+    });
+  });
+
+  it('cuts a new message that starts before the fragmented one ended', () => {
+    const t = client();
+    const first = frame(Opcode.Text, 3, { masked: true, fin: false });
+    expect(t.feed(first)).toEqual({ kind: 'pass' });
+    expect(t.feed(frame(Opcode.Binary, 3, { masked: true }))).toEqual({
+      kind: 'cut',
+      at: 0,
+      clean: true,
+      violation: 'bad-fragmentation',
+    });
+  });
+
+  it('holds back a lone first header byte, so a bad frame split after it is still cut clean', () => {
+    const t = client();
+    const bad = frame(Opcode.Text, 5);
+    expect(t.feed(bad.subarray(0, 1))).toEqual({ kind: 'hold', bytes: 1 });
+    expect(t.atBoundary).toBe(true);
+    expect(t.feed(bad)).toEqual({ kind: 'cut', at: 0, clean: true, violation: 'unmasked' });
   });
 });
 

@@ -1,0 +1,27 @@
+import { stripTokenQuery } from '../../auth/credential-extractor';
+
+/** `/api/plugins/<name>/rpc[/<path>][?<query>]`, exactly as the route is spelled (case matters). */
+const RPC_TARGET = /^\/api\/plugins\/([^/?#]+)\/rpc(\/[^?#]*)?(\?[^#]*)?(?:#.*)?$/;
+/** The scheme and authority of an absolute-form request target (RFC 9112 §3.2.2). */
+const ABSOLUTE_FORM = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/;
+
+/**
+ * The request target to send to a plugin for an RPC request, from the raw target the client
+ * sent (origin-form or absolute-form): the part after `/rpc`, or `/`, with every `token` query
+ * parameter removed. Undefined when the target is not an RPC route of plugin `name` as the
+ * contract spells it (e.g. `/RPC/`, another plugin's name), so routing and forwarding can never
+ * disagree about which plugin and which path a request is for.
+ */
+export function rpcUpstreamPath(rawTarget: string, name: string): string | undefined {
+  const target = rawTarget.replace(ABSOLUTE_FORM, '');
+  const match = RPC_TARGET.exec(target.length === 0 ? '/' : target);
+  if (match === null) return undefined;
+  let segment: string;
+  try {
+    segment = decodeURIComponent(match[1] ?? '');
+  } catch {
+    return undefined;
+  }
+  if (segment !== name) return undefined;
+  return (match[2] ?? '/') + stripTokenQuery(match[3] ?? '');
+}
