@@ -1,4 +1,4 @@
-import { forwardableHeaders } from '../../../src/plugins/proxy/forwarded-headers';
+import { bodyFraming, forwardableHeaders } from '../../../src/plugins/proxy/forwarded-headers';
 
 describe('forwardableHeaders', () => {
   const client = {
@@ -50,5 +50,62 @@ describe('forwardableHeaders', () => {
     const extra = Object.freeze({ 'x-plugin-user-id': 'alice' });
     forwardableHeaders({ 'x-plugin-user-id': 'mallory' }, [extra]);
     expect(extra).toEqual({ 'x-plugin-user-id': 'alice' });
+  });
+});
+
+describe('forwardableHeaders against smuggling and spoofing', () => {
+  it('never copies framing headers, and a Connection header cannot name them away', () => {
+    const out = forwardableHeaders(
+      {
+        connection: 'keep-alive, Content-Length, Transfer-Encoding, Sec-WebSocket-Key, x-app',
+        'content-length': '5',
+        'transfer-encoding': 'chunked',
+        'sec-websocket-key': 'k==',
+        'x-app': '1',
+      },
+      [],
+    );
+    expect(out).toEqual({ 'sec-websocket-key': 'k==' });
+  });
+
+  it.each([
+    'x_plugin_user_id',
+    'X_Plugin_User_Roles',
+    'x_forwarded_for',
+    'x-real-ip',
+    'x_real_ip',
+    'true-client-ip',
+    'cf-connecting-ip',
+    'x-client-ip',
+    'x-cluster-client-ip',
+  ])('drops %s', (name) => {
+    expect(forwardableHeaders({ [name.toLowerCase()]: 'spoofed' }, [])).toEqual({});
+  });
+});
+
+describe('bodyFraming', () => {
+  it.each([
+    [{}, { kind: 'none' }],
+    [{ 'content-length': '0' }, { kind: 'none' }],
+    [{ 'content-length': '12' }, { kind: 'length', length: 12 }],
+    [{ 'content-length': '12, 12' }, { kind: 'length', length: 12 }],
+    [{ 'transfer-encoding': 'chunked' }, { kind: 'chunked' }],
+    [{ 'transfer-encoding': ' Chunked ' }, { kind: 'chunked' }],
+  ])('reads %j as %j', (headers, framing) => {
+    expect(bodyFraming(headers)).toEqual(framing);
+  });
+
+  it.each([
+    [{ 'content-length': '5', 'transfer-encoding': 'chunked' }],
+    [{ 'content-length': '5, 6' }],
+    [{ 'content-length': '-1' }],
+    [{ 'content-length': '0x10' }],
+    [{ 'content-length': '1e3' }],
+    [{ 'content-length': '99999999999999999' }],
+    [{ 'transfer-encoding': 'gzip, chunked' }],
+    [{ 'transfer-encoding': 'chunked, chunked' }],
+    [{ 'transfer-encoding': 'identity' }],
+  ])('refuses %j as ambiguous', (headers) => {
+    expect(bodyFraming(headers)).toBeUndefined();
   });
 });
