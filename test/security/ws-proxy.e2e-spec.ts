@@ -75,6 +75,9 @@ describe('WebSocket proxy, hostile clients', () => {
       ['a 126-byte ping', rawFrame(0x9, Buffer.alloc(126))],
       ['a fragmented ping', rawFrame(0x9, Buffer.from('p'), { fin: false })],
       ['a continuation frame with no message', rawFrame(0x0, Buffer.from('hi'))],
+      ['a close frame with code 1005', rawFrame(0x8, Buffer.from([0x03, 0xed]))],
+      ['a close frame with a 1-byte payload', rawFrame(0x8, Buffer.from([0x03]))],
+      ['a close reason that is not UTF-8', rawFrame(0x8, Buffer.from([0x03, 0xe8, 0xc3, 0x28]))],
       [
         'a new message inside a fragmented one',
         Buffer.concat([

@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 import { MAX_HEADER_BYTES, Opcode } from './ws-frame';
 
 export type FeedResult =
@@ -27,7 +29,8 @@ export type FrameViolation =
   | 'reserved-bits'
   | 'unknown-opcode'
   | 'bad-control-frame'
-  | 'bad-fragmentation';
+  | 'bad-fragmentation'
+  | 'bad-close';
 
 export interface FrameTrackerOptions {
   /** Largest data message (all its fragments) allowed; larger ones are cut (1009). */
@@ -37,7 +40,8 @@ export interface FrameTrackerOptions {
    * extension is ever negotiated through Portico), use a known opcode, keep control frames
    * unfragmented and ≤ 125 bytes, and fragment messages in order. All of it is in a frame's
    * first two bytes, so it costs nothing; a frame that breaks a rule is cut before any of it
-   * is forwarded.
+   * is forwarded. Close frames (rare, ≤ 131 bytes) are also held until whole and their code and
+   * reason checked (§5.5.1, §7.4), since many plugin servers fail on a bad one.
    */
   readonly fromClient?: boolean;
 }
@@ -123,6 +127,12 @@ export class FrameTracker {
       }
       const len7 = b1 & 0x7f;
       const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + ((b1 & 0x80) !== 0 ? 4 : 0);
+      const opcode = b0 & 0x0f;
+      if (this.fromClient && opcode === Opcode.Close && this.partialLength === 0) {
+        // Held whole, so that a bad close frame never starts to reach the plugin.
+        if (available < need + len7) return { kind: 'hold', bytes: len - pos };
+        if (!validClosePayload(chunk, pos + 2, len7)) return this.cut(frameStart, 'bad-close');
+      }
       if (available < need) {
         // Keep the header bytes for the next chunk.
         if (this.partialLength === 0) {
@@ -133,7 +143,6 @@ export class FrameTracker {
         }
         return PASS;
       }
-      const opcode = b0 & 0x0f;
       const fin = (b0 & 0x80) !== 0;
       let payload: number;
       if (len7 < 126) payload = len7;
@@ -180,4 +189,20 @@ export class FrameTracker {
   private cut(frameStart: number, violation: FrameViolation): FeedResult {
     return { kind: 'cut', at: Math.max(frameStart, 0), clean: frameStart >= 0, violation };
   }
+}
+
+/**
+ * A masked close payload (mask at `at`, then `length` bytes): empty, or a status code a peer may
+ * send (RFC 6455 §7.4: 1000–1014 but 1004–1006, or 3000–4999) and a UTF-8 reason.
+ */
+function validClosePayload(chunk: Buffer, at: number, length: number): boolean {
+  if (length === 0) return true;
+  if (length === 1) return false;
+  const payload = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++)
+    payload[i] = (chunk[at + 4 + i] as number) ^ (chunk[at + (i & 3)] as number);
+  const code = payload.readUInt16BE(0);
+  const known = code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006;
+  if (!known && (code < 3000 || code > 4999)) return false;
+  return isUtf8(payload.subarray(2));
 }

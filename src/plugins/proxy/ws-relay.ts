@@ -21,6 +21,7 @@ const VIOLATION_REASON: Readonly<Record<FrameViolation, string>> = {
   'unknown-opcode': 'unknown opcode',
   'bad-control-frame': 'invalid control frame',
   'bad-fragmentation': 'invalid fragmentation',
+  'bad-close': 'invalid close frame',
 };
 
 export interface RelayOptions {

@@ -175,6 +175,50 @@ describe('FrameTracker for client frames (RFC 6455 §5)', () => {
     });
   });
 
+  /** A masked close frame with any raw payload. */
+  const close = (payload: Buffer): Buffer => {
+    const mask = Buffer.from([1, 2, 3, 4]);
+    const body = Buffer.from(payload.map((x, i) => x ^ (mask[i % 4] as number)));
+    return Buffer.concat([Buffer.from([0x88, 0x80 | payload.length]), mask, body]);
+  };
+  const code = (n: number, reason = Buffer.alloc(0)): Buffer =>
+    Buffer.concat([Buffer.from([n >> 8, n & 0xff]), reason]);
+
+  it.each([
+    ['a one-byte payload', Buffer.from([3])],
+    ['code 1005', code(1005)],
+    ['code 1006', code(1006)],
+    ['code 999', code(999)],
+    ['code 2000', code(2000)],
+    ['code 5000', code(5000)],
+    ['a reason that is not UTF-8', code(1000, Buffer.from([0xc3, 0x28]))],
+  ])('cuts a close frame with %s', (_what, payload) => {
+    expect(client().feed(close(payload))).toEqual({
+      kind: 'cut',
+      at: 0,
+      clean: true,
+      violation: 'bad-close',
+    });
+  });
+
+  it.each([Buffer.alloc(0), code(1000, Buffer.from('bye ✓')), code(4001), code(3000)])(
+    'passes a valid close frame %#',
+    (payload) => {
+      const t = client();
+      expect(t.feed(close(payload))).toEqual({ kind: 'pass' });
+      expect(t.closeSeen).toBe(true);
+    },
+  );
+
+  it('holds a close frame until it is whole', () => {
+    const t = client();
+    const f = close(code(1000, Buffer.from('done')));
+    expect(t.feed(f.subarray(0, 4))).toEqual({ kind: 'hold', bytes: 4 });
+    expect(t.feed(f.subarray(0, 9))).toEqual({ kind: 'hold', bytes: 9 });
+    expect(t.feed(f)).toEqual({ kind: 'pass' });
+    expect(t.closeSeen).toBe(true);
+  });
+
   it('holds back a lone first header byte, so a bad frame split after it is still cut clean', () => {
     const t = client();
     const bad = frame(Opcode.Text, 5);
