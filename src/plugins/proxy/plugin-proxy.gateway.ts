@@ -19,6 +19,7 @@ import {
   PORTICO_SUBPROTOCOL,
   stripBearerSubprotocol,
 } from '../../auth/credential-extractor';
+import { CROSS_SITE_REFUSED, isAmbientCredential, originVerdict } from '../../auth/origin-policy';
 import type { Principal } from '../../auth/principal';
 import { CLOCK_TOLERANCE_SECONDS, TokenVerifier } from '../../auth/token-verifier.service';
 import { PorticoConfig } from '../../config/portico-config';
@@ -350,20 +351,17 @@ export class PluginProxyGateway
     return name !== undefined && this.plugins.exists(name) ? name : '-';
   }
 
-  /** Cross-site WebSocket hijacking guard: ambient credentials need a trusted Origin. */
+  /**
+   * Cross-site WebSocket hijacking guard: an ambient credential (cookie, `?token=`) needs a
+   * first-party Origin, by the same rule as HTTP (origin-policy.ts). Browsers always send
+   * Origin on a WebSocket handshake, so one without it is not a browser acting for a page, and
+   * holds the credential itself: it is let in.
+   */
   private checkOrigin(req: IncomingMessage, credential: Credential): void {
-    if (credential.source !== 'cookie' && credential.source !== 'query') return;
-    const origin = req.headers.origin;
-    if (origin === undefined) return;
-    if (this.config.ALLOWED_ORIGINS.includes(origin)) return;
-    let host: string | undefined;
-    try {
-      host = new URL(origin).host;
-    } catch {
-      host = undefined;
-    }
-    if (host !== undefined && host === req.headers.host) return;
-    throw new HandshakeRejection(403, 'origin not allowed');
+    if (!isAmbientCredential(credential.source)) return;
+    const verdict = originVerdict(req.headers, this.config.ALLOWED_ORIGINS);
+    if (verdict.allowed || verdict.reason === 'no-origin') return;
+    throw new HandshakeRejection(403, CROSS_SITE_REFUSED);
   }
 
   /** Plain HTTP answer to a refused upgrade, before any 101 (CONTRACT.md §4). */
