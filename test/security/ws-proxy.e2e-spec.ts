@@ -1,4 +1,5 @@
 import { mintToken } from '../../src/auth/token-minter';
+import { PluginsService } from '../../src/plugins/plugins.service';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import {
@@ -12,7 +13,7 @@ import {
 } from '../helpers/raw-ws';
 import { startTestApp, TEST_JWT_SECRET, TestApp } from '../helpers/test-app';
 import { waitFor } from '../helpers/wait';
-import { open, WsConnection } from '../helpers/ws-client';
+import { connect, open, WsConnection } from '../helpers/ws-client';
 
 interface Seen {
   url: string;
@@ -229,6 +230,20 @@ describe('WebSocket proxy, hostile clients', () => {
     c.ws.send('die');
     expect((await c.closed).code).toBe(1006);
     expect(c.received).toEqual([]);
+  });
+
+  it('a bug behind the upgrade router (a dependency throws) → HTTP 500 for that client, host unharmed', async () => {
+    const spy = jest.spyOn(t.app.get(PluginsService), 'upstream').mockImplementationOnce(() => {
+      throw new TypeError('simulated bug');
+    });
+    try {
+      const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
+      expect(result).toMatchObject({ kind: 'rejected', status: 500 });
+    } finally {
+      spy.mockRestore();
+    }
+    const c = track(await open(url('/plugin-ws/headers'), { token: t.token() }));
+    await c.next();
   });
 
   describe('sessions end with their credentials', () => {
