@@ -1,4 +1,6 @@
-import { INestApplication, ValidationPipe } from '@nestjs/common';
+import type { Server } from 'node:http';
+
+import { INestApplication, Logger as NestLogger, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { json } from 'express';
@@ -9,6 +11,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { HttpExceptionFilter, sendError } from './common/http-exception.filter';
 import { PorticoConfig } from './config/portico-config';
+import { applyHttpServerLimits } from './http/http-server-limits';
 
 const RPC_PATH = /^\/api\/plugins\/[^/]+\/rpc(\/|$)/;
 
@@ -19,6 +22,11 @@ export async function createApp(config?: PorticoConfig): Promise<INestApplicatio
     bodyParser: false,
   });
   app.useLogger(app.get(Logger));
+  applyHttpServerLimits(
+    app.getHttpServer() as Server,
+    app.get(PorticoConfig),
+    new NestLogger('HttpServer'),
+  );
   // Bodies are parsed for the management API only; RPC bodies stream through untouched.
   const parseJson = json({ limit: '1mb' });
   app.use((req: Request, res: Response, next: NextFunction) => {

@@ -1,9 +1,12 @@
 import 'reflect-metadata';
 
+import { Logger } from '@nestjs/common';
+
 import { ConfigException } from './config/config.exception';
 import { loadConfig } from './config/load-config';
 import { PorticoConfig } from './config/portico-config';
 import { createApp } from './bootstrap';
+import { readOpenFileLimit } from './http/open-file-limit';
 import { tuneHeap } from './runtime/heap-tuning';
 
 async function main(): Promise<void> {
@@ -19,7 +22,25 @@ async function main(): Promise<void> {
     throw err;
   }
   const app = await createApp(config);
+  logOpenFileLimit(new Logger('Runtime'));
   await app.listen(config.PORT, config.HOST);
+}
+
+/** Below this many file descriptors a few hundred WebSockets (two sockets each) exhaust them. */
+const FEW_FILE_DESCRIPTORS = 4096;
+
+/**
+ * Node has already raised the soft open-file limit to the hard one; the hard limit is up to the
+ * service manager (systemd `LimitNOFILE=`, Docker `--ulimit nofile=`). Logged so it is known.
+ */
+function logOpenFileLimit(logger: Logger): void {
+  const limit = readOpenFileLimit();
+  if (limit === undefined) return;
+  const shown = (n: number): number | string => (Number.isFinite(n) ? n : 'unlimited');
+  const line = { event: 'open_file_limit', soft: shown(limit.soft), hard: shown(limit.hard) };
+  if (limit.soft < FEW_FILE_DESCRIPTORS)
+    logger.warn({ ...line, hint: 'raise the hard limit (LimitNOFILE, ulimit -Hn)' });
+  else logger.log(line);
 }
 
 void main();

@@ -11,6 +11,8 @@ export enum AuthExceptionCode {
   EXPIRED_TOKEN = 'EXPIRED_TOKEN',
   /** Authenticated, but without a role the route needs (HTTP 403). */
   FORBIDDEN_ROLE = 'FORBIDDEN_ROLE',
+  /** A cookie or `?token=` credential on a request another site may have made (HTTP 403). */
+  CROSS_SITE_REQUEST = 'CROSS_SITE_REQUEST',
 }
 
 /** Why a caller was not let in; the message is shown to clients and never contains the token. */
@@ -23,9 +25,10 @@ export class AuthException extends Error {
     this.name = 'AuthException';
   }
 
-  /** The HTTP answer: 403 for a missing role, 401 for everything else. */
+  /** The HTTP answer: 403 for a missing role or a cross-site request, 401 for everything else. */
   public toHttpException(): HttpException {
-    return this.code === AuthExceptionCode.FORBIDDEN_ROLE
+    return this.code === AuthExceptionCode.FORBIDDEN_ROLE ||
+      this.code === AuthExceptionCode.CROSS_SITE_REQUEST
       ? new ForbiddenException(this.message)
       : new UnauthorizedException(this.message);
   }

@@ -5,6 +5,8 @@ import { join, resolve } from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 
+import { normalizeOrigin } from '../auth/origin-policy';
+import { isAddressOrSubnet } from '../http/client-address';
 import { ConfigException, ConfigExceptionCode } from './config.exception';
 import { PorticoConfig } from './portico-config';
 
@@ -39,6 +41,11 @@ export const CONFIG_KEYS = [
   'WS_PING_INTERVAL_MS',
   'WS_UPSTREAM_TIMEOUT_MS',
   'RPC_TIMEOUT_MS',
+  'HTTP_HEADERS_TIMEOUT_MS',
+  'HTTP_REQUEST_TIMEOUT_MS',
+  'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+  'MAX_HEADER_PHASE_CONNECTIONS_PER_IP',
+  'HEADER_PHASE_CAP_EXEMPT',
   'PATH',
   'HOME',
 ] as const;
@@ -71,6 +78,14 @@ export function loadConfig(env: Env = process.env): PorticoConfig {
       'Invalid configuration:\n  SECRETS_KEY: must be the base64 encoding of exactly 32 bytes',
     );
   }
+  const problems = crossFieldProblems(config);
+  if (problems.length > 0) {
+    throw new ConfigException(
+      ConfigExceptionCode.INVALID_VALUE,
+      `Invalid configuration:\n  ${problems.join('\n  ')}`,
+    );
+  }
+  config.ALLOWED_ORIGINS = config.ALLOWED_ORIGINS.map((o) => normalizeOrigin(o) ?? o);
   config.PLUGINS_DIR = resolve(config.PLUGINS_DIR);
   config.DATA_DIR = resolve(config.DATA_DIR);
   if (config.PLUGIN_SECRETS_DIR !== undefined)
@@ -93,6 +108,31 @@ export function loadConfig(env: Env = process.env): PorticoConfig {
     if (missing.includes('SECRETS_KEY')) config.SECRETS_KEY = dev.SECRETS_KEY;
   }
   return config;
+}
+
+/** Checks class-validator can't express: list entries with a syntax, and related values. */
+function crossFieldProblems(config: PorticoConfig): string[] {
+  const problems: string[] = [];
+  const notOrigins = config.ALLOWED_ORIGINS.filter((o) => normalizeOrigin(o) === undefined);
+  if (notOrigins.length > 0)
+    problems.push(
+      `ALLOWED_ORIGINS: each entry must be an origin like https://app.example.com[:port] ` +
+        `(not: ${notOrigins.join(', ')})`,
+    );
+  const notAddresses = config.HEADER_PHASE_CAP_EXEMPT.filter((a) => !isAddressOrSubnet(a));
+  if (notAddresses.length > 0)
+    problems.push(
+      `HEADER_PHASE_CAP_EXEMPT: each entry must be an IP address or a subnet like 10.0.0.0/8 ` +
+        `(not: ${notAddresses.join(', ')})`,
+    );
+  if (
+    config.HTTP_REQUEST_TIMEOUT_MS !== 0 &&
+    config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS
+  )
+    problems.push(
+      'HTTP_REQUEST_TIMEOUT_MS: must be 0 (no limit) or at least HTTP_HEADERS_TIMEOUT_MS',
+    );
+  return problems;
 }
 
 function readOrCreateDevKeys(dataDir: string): DevKeys {

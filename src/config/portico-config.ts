@@ -98,7 +98,11 @@ export class PorticoConfig {
   @IsString()
   public PLUGIN_SECRETS_DIR?: string;
 
-  /** Origins allowed to open plugin WebSockets with cookie/query credentials; empty = same host only. */
+  /**
+   * Origins (`scheme://host[:port]`) besides the host itself whose pages may use cookie/query
+   * credentials: for plugin WebSockets, RPC requests and state-changing API requests (CSRF rule,
+   * CONTRACT.md §5). Normalised and checked by loadConfig.
+   */
   @Transform(toList)
   @IsString({ each: true })
   public ALLOWED_ORIGINS: string[] = [];
@@ -133,6 +137,52 @@ export class PorticoConfig {
   @Min(100)
   @Max(3600000)
   public RPC_TIMEOUT_MS: number = 30000;
+
+  /**
+   * How long a client may take to send a request's head, WebSocket upgrades included; then 408
+   * and the connection is closed (slowloris). A real client sends its head at once.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600000)
+  public HTTP_HEADERS_TIMEOUT_MS: number = 10000;
+
+  /**
+   * How long a client may take to send a whole request, body included (RPC uploads stream
+   * through); 0 = no limit. Node's default; at least HTTP_HEADERS_TIMEOUT_MS.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(86400000)
+  public HTTP_REQUEST_TIMEOUT_MS: number = 300000;
+
+  /** How long an idle kept-alive HTTP connection stays open. Node's default. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600000)
+  public HTTP_KEEP_ALIVE_TIMEOUT_MS: number = 5000;
+
+  /**
+   * Connections one client address (IPv6: one /64) may have open before its first request head
+   * is read; more are closed at once. 0 = no cap. 64 leaves room for several browsers behind one
+   * NAT (six connections per host each) while keeping a single address far below the fd limit.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(1000000)
+  public MAX_HEADER_PHASE_CONNECTIONS_PER_IP: number = 64;
+
+  /**
+   * Addresses or CIDR subnets the header-phase cap does not apply to: a reverse proxy or load
+   * balancer in front, through which every client shares one address.
+   */
+  @Transform(toList)
+  @IsString({ each: true })
+  public HEADER_PHASE_CAP_EXEMPT: string[] = [];
 
   /** Passed to plugin servers (CONTRACT.md §2); nothing else of the host's environment is. */
   @IsOptional()

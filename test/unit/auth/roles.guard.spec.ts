@@ -27,7 +27,13 @@ class ApiRoutes {
   public whoAmI(@CurrentUser() _user: Principal): void {}
 }
 
-const user = (...roles: string[]): Principal => ({ id: 'u', name: 'U', roles, iat: 0, exp: undefined });
+const user = (...roles: string[]): Principal => ({
+  id: 'u',
+  name: 'U',
+  roles,
+  iat: 0,
+  exp: undefined,
+});
 
 function as(principal: Principal | undefined, controller: new () => object, method: string) {
   const req = request('/api/plugins');

@@ -1,7 +1,13 @@
 import type { Principal } from '../../../src/auth/principal';
 import { VerifiedTokenCache } from '../../../src/auth/verified-token-cache';
 
-const alice = (): Principal => ({ id: 'alice', name: 'Alice', roles: ['dev'], iat: 1, exp: undefined });
+const alice = (): Principal => ({
+  id: 'alice',
+  name: 'Alice',
+  roles: ['dev'],
+  iat: 1,
+  exp: undefined,
+});
 const OPTIONS = { maxEntries: 3, maxAgeMs: 60_000, maxTokenLength: 100 };
 
 describe('VerifiedTokenCache', () => {

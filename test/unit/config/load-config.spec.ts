@@ -21,6 +21,11 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'info',
       WS_PING_INTERVAL_MS: 25000,
       ALLOWED_ORIGINS: [],
+      HTTP_HEADERS_TIMEOUT_MS: 10000,
+      HTTP_REQUEST_TIMEOUT_MS: 300000,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 5000,
+      MAX_HEADER_PHASE_CONNECTIONS_PER_IP: 64,
+      HEADER_PHASE_CAP_EXEMPT: [],
     });
   });
 
@@ -65,6 +70,20 @@ describe('loadConfig', () => {
       /SECRETS_KEY: must be the base64 encoding of exactly 32 bytes/,
     ],
     [{ JWT_JWKS_URL: 'not a url' }, /JWT_JWKS_URL/],
+    [{ ALLOWED_ORIGINS: '*' }, /ALLOWED_ORIGINS: each entry must be an origin.*\(not: \*\)/],
+    [{ ALLOWED_ORIGINS: 'https://a.example/app' }, /ALLOWED_ORIGINS.*https:\/\/a\.example\/app/],
+    [{ ALLOWED_ORIGINS: 'null' }, /ALLOWED_ORIGINS/],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '50' }, /HTTP_HEADERS_TIMEOUT_MS/],
+    [{ HTTP_KEEP_ALIVE_TIMEOUT_MS: '0' }, /HTTP_KEEP_ALIVE_TIMEOUT_MS/],
+    [{ MAX_HEADER_PHASE_CONNECTIONS_PER_IP: '-1' }, /MAX_HEADER_PHASE_CONNECTIONS_PER_IP/],
+    [
+      { HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' },
+      /HTTP_REQUEST_TIMEOUT_MS: must be 0 \(no limit\) or at least HTTP_HEADERS_TIMEOUT_MS/,
+    ],
+    [
+      { HEADER_PHASE_CAP_EXEMPT: '10.0.0.0/8, proxy.internal, ::1/129' },
+      /HEADER_PHASE_CAP_EXEMPT.*\(not: proxy\.internal, ::1\/129\)/,
+    ],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(() => loadConfig({ DATA_DIR: dataDir, ...env })).toThrow(message);
   });
@@ -77,5 +96,31 @@ describe('loadConfig', () => {
     });
     expect(c.PORT).toBe(9000);
     expect(c.ALLOWED_ORIGINS).toEqual(['https://a.example', 'https://b.example']);
+  });
+
+  it('normalises ALLOWED_ORIGINS the way browsers spell an Origin', () => {
+    const c = loadConfig({
+      DATA_DIR: dataDir,
+      ALLOWED_ORIGINS: 'HTTPS://Console.Example:443/, http://localhost:3000',
+    });
+    expect(c.ALLOWED_ORIGINS).toEqual(['https://console.example', 'http://localhost:3000']);
+  });
+
+  it('reads the HTTP server limits', () => {
+    const c = loadConfig({
+      DATA_DIR: dataDir,
+      HTTP_HEADERS_TIMEOUT_MS: '2000',
+      HTTP_REQUEST_TIMEOUT_MS: '0',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '65000',
+      MAX_HEADER_PHASE_CONNECTIONS_PER_IP: '0',
+      HEADER_PHASE_CAP_EXEMPT: '127.0.0.1, 10.1.0.0/16, fd00::/8',
+    });
+    expect(c).toMatchObject({
+      HTTP_HEADERS_TIMEOUT_MS: 2000,
+      HTTP_REQUEST_TIMEOUT_MS: 0,
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: 65000,
+      MAX_HEADER_PHASE_CONNECTIONS_PER_IP: 0,
+      HEADER_PHASE_CAP_EXEMPT: ['127.0.0.1', '10.1.0.0/16', 'fd00::/8'],
+    });
   });
 });

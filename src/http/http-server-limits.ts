@@ -1,0 +1,48 @@
+import type { Server } from 'node:http';
+
+import type { LoggerService } from '@nestjs/common';
+
+import { PorticoConfig } from '../config/portico-config';
+import { addressMatcher } from './client-address';
+import { HeaderPhaseCap } from './header-phase-cap';
+
+/** Refused connections are logged at most twice a minute per client. */
+const CAP_LOG_WINDOW_MS = 60_000;
+
+/**
+ * Node's own default is 30 s: it only looks for expired header phases that often, so a header
+ * timeout bites up to that much late. A tenth of the timeout, between 100 ms and 1 s, keeps the
+ * bound close (HTTP_HEADERS_TIMEOUT_MS + at most 1 s) for a scan of in-progress requests only.
+ */
+export function connectionsCheckingInterval(headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(100, Math.floor(headersTimeoutMs / 10)));
+}
+
+/**
+ * Bounds what a client that never finishes its request can hold (slowloris, CONTRACT.md §6):
+ * how long the header phase may last (WebSocket upgrade requests included: their head goes
+ * through the same parser), how long a whole request may take, how long an idle kept-alive
+ * connection stays, and how many connections one client may have in the header phase. Call
+ * before the server listens: Node reads the checking interval when it starts listening.
+ */
+export function applyHttpServerLimits(
+  server: Server,
+  config: PorticoConfig,
+  logger: Pick<LoggerService, 'warn'>,
+): HeaderPhaseCap | undefined {
+  server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS;
+  server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+  // A constructor option in Node's docs; the server reads the property when it starts listening.
+  (server as Server & { connectionsCheckingInterval: number }).connectionsCheckingInterval =
+    connectionsCheckingInterval(config.HTTP_HEADERS_TIMEOUT_MS);
+  if (config.MAX_HEADER_PHASE_CONNECTIONS_PER_IP === 0) return undefined;
+  const cap = new HeaderPhaseCap({
+    maxPerClient: config.MAX_HEADER_PHASE_CONNECTIONS_PER_IP,
+    exempt: addressMatcher(config.HEADER_PHASE_CAP_EXEMPT),
+    logWindowMs: CAP_LOG_WINDOW_MS,
+    log: (line) => logger.warn(line),
+  });
+  cap.attach(server);
+  return cap;
+}
