@@ -77,7 +77,8 @@ export function forwardableHeaders(
   extras: readonly Readonly<Record<string, string>>[],
   omit: ReadonlySet<string> = NOTHING,
 ): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
+  // No prototype: a client header called `__proto__` is just a (dropped) name, not a setter.
+  const out = Object.create(null) as Record<string, string | string[]>;
   const connectionTokens = connectionOptions(headers.connection);
   for (const name in headers) {
     const value = headers[name];

@@ -83,6 +83,15 @@ describe('forwardableHeaders against smuggling and spoofing', () => {
   });
 });
 
+describe('forwardableHeaders with a header called __proto__', () => {
+  it('keeps it as a plain name and never changes a prototype', () => {
+    const headers = JSON.parse('{"__proto__": "x", "x-app": "1"}') as Record<string, string>;
+    const out = forwardableHeaders(headers, []);
+    expect(Object.getPrototypeOf(out)).toBeNull();
+    expect(Object.keys(out).sort()).toEqual(['__proto__', 'x-app']);
+  });
+});
+
 describe('bodyFraming', () => {
   it.each([
     [{}, { kind: 'none' }],
