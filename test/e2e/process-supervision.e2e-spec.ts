@@ -106,8 +106,11 @@ describe('plugin process supervision (real subprocesses)', () => {
       'PLUGIN_DATA_DIR',
       'PLUGIN_IDENTITY_SECRET',
       'PLUGIN_NAME',
+      'PORTICO_PLUGIN_TAG',
     ]);
     expect(env.PLUGIN_NAME).toBe('env-dump');
+    // A fresh random value per spawn, by which Portico finds what left the process group.
+    expect(env.PORTICO_PLUGIN_TAG).toMatch(/^[0-9a-f]{32}$/);
     expect(env.PLUGIN_IDENTITY_SECRET).toMatch(/^[0-9a-f]{64}$/);
     expect(env.PLUGIN_IDENTITY_SECRET).not.toContain(t.config.JWT_SECRET);
   });

@@ -135,7 +135,7 @@ describe('RPC proxy /api/plugins/:name/rpc/*', () => {
     expect(seen.headers.cookie).toBeUndefined();
     expect(seen.headers['x-plugin-user-id']).toBe('bob');
     expect(seen.headers['x-forwarded-host']).toBe(`127.0.0.1:${t.port}`);
-    expect(seen.headers['x-plugin-user-signature']).toMatch(/^[0-9a-f]{64}$/);
+    expect(seen.headers['x-plugin-user-signature']).toMatch(/^v2=[0-9a-f]{64}$/);
   });
 
   it('gives the plugin an identity it can verify with its own key (echo /whoami)', async () => {

@@ -61,7 +61,8 @@ describe("the host's logs", () => {
       'secret-env running',
     );
     const rpc = await http(p.baseUrl, 'GET', '/api/plugins/secret-env/rpc/headers?token=' + user, {
-      headers: { cookie: `${TOKEN_COOKIE}=${user}` },
+      // As a browser sends it from Portico's own page (cookie credentials need that: CSRF rule).
+      headers: { cookie: `${TOKEN_COOKIE}=${user}`, 'sec-fetch-site': 'same-origin' },
     });
     expect(rpc.status).toBe(200);
 

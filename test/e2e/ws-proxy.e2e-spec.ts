@@ -271,11 +271,15 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
           32,
         ),
       ).toString('hex');
-      const iat = seen.headers['x-plugin-user-iat'];
-      const expected = createHmac('sha256', key)
-        .update(`headers\nalice\nAlice Liddell\n${iat}`)
-        .digest('hex');
-      expect(seen.headers['x-plugin-user-signature']).toBe(expected);
+      const iat = seen.headers['x-plugin-user-iat'] ?? '';
+      const exp = seen.headers['x-plugin-user-exp'] ?? '';
+      // Scheme v2: netstrings of context, plugin, id, name, role count, roles, iat, exp.
+      const fields = [
+        ...['portico-identity/v2', 'headers', 'alice', 'Alice Liddell', '2', 'user', 'dev'],
+        ...[iat, exp],
+      ].map((f) => `${Buffer.byteLength(f)}:${f},`);
+      const expected = createHmac('sha256', key).update(fields.join('')).digest('hex');
+      expect(seen.headers['x-plugin-user-signature']).toBe(`v2=${expected}`);
     });
   });
 });

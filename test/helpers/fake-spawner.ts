@@ -12,6 +12,7 @@ export class FakeChild implements ChildHandle {
   public exited = false;
   private lineListeners: ((stream: OutputStream, line: string) => void)[] = [];
   private exitListeners: ((code: number | null, signal: NodeJS.Signals | null) => void)[] = [];
+  private closeListeners: (() => void)[] = [];
 
   public constructor(
     public readonly pid: number,
@@ -24,6 +25,10 @@ export class FakeChild implements ChildHandle {
 
   public onExit(listener: (code: number | null, signal: NodeJS.Signals | null) => void): void {
     this.exitListeners.push(listener);
+  }
+
+  public onClose(listener: () => void): void {
+    this.closeListeners.push(listener);
   }
 
   public signal(signal: StopSignal): void {
@@ -42,6 +47,11 @@ export class FakeChild implements ChildHandle {
     if (this.exited) return;
     this.exited = true;
     for (const l of this.exitListeners) l(code, signal);
+  }
+
+  /** Its output ends (after exit, or before it is reported): no line follows. */
+  public close(): void {
+    for (const l of this.closeListeners) l();
   }
 }
 

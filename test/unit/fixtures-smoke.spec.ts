@@ -5,7 +5,8 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import WebSocket, { RawData } from 'ws';
@@ -233,6 +234,28 @@ describe('fixture plugin servers', () => {
     await stop(plugin);
     for (let i = 0; i < 50 && isAlive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
     expect(isAlive(grandchild)).toBe(false);
+  });
+
+  it('setsid-escape leaves a grandchild outside its group and session that a group kill misses', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'portico-smoke-escape-'));
+    const plugin = run(join(FIXTURES, 'setsid-escape'), { PLUGIN_DATA_DIR: dataDir });
+    const port = await plugin.ready;
+    let escapee: number | null = null;
+    for (let i = 0; i < 250 && escapee === null; i++) {
+      escapee = (await getJson(port, '/pids')).escapee as number | null;
+      if (escapee === null) await new Promise((r) => setTimeout(r, 20));
+    }
+    try {
+      expect(escapee).not.toBeNull();
+      const stat = readFileSync(`/proc/${escapee}/stat`, 'utf8');
+      const [, ppid, pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      expect([ppid, pgid, sid]).not.toContain(String(plugin.child.pid));
+      await stop(plugin, 'SIGKILL');
+      expect(isAlive(escapee as number)).toBe(true);
+    } finally {
+      if (escapee !== null) process.kill(escapee, 'SIGKILL');
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('headers reports the upgrade request and each HTTP request', async () => {

@@ -38,6 +38,7 @@ export class PluginStateStore {
     const states = new Map<PluginName, PluginState>();
     try {
       const parsed = JSON.parse(text) as Partial<PluginStateFile> | null;
+      // JSON.parse makes `__proto__` an own key, so Object.entries sees it like any other name.
       for (const [name, state] of Object.entries(parsed?.plugins ?? {})) {
         if (typeof state?.enabled !== 'boolean') continue;
         const roles = Array.isArray(state.roles)
@@ -60,14 +61,24 @@ export class PluginStateStore {
   }
 
   public async save(states: ReadonlyMap<PluginName, PluginState>): Promise<void> {
-    const body: PluginStateFile = { plugins: {} };
-    for (const name of [...states.keys()].sort()) {
-      const state = states.get(name);
-      body.plugins[name] = {
-        enabled: state?.enabled ?? true,
-        ...(state?.roles !== undefined && state.roles.length > 0 ? { roles: state.roles } : {}),
-      };
-    }
+    // A plugin may be called `__proto__`: assigning that key to a plain object would set its
+    // prototype instead of adding an entry, so the file's object is built from entries.
+    const body: PluginStateFile = {
+      plugins: Object.fromEntries(
+        [...states.keys()].sort().map((name) => {
+          const state = states.get(name);
+          return [
+            name,
+            {
+              enabled: state?.enabled ?? true,
+              ...(state?.roles !== undefined && state.roles.length > 0
+                ? { roles: state.roles }
+                : {}),
+            },
+          ];
+        }),
+      ),
+    };
     await mkdir(dirname(this.file), { recursive: true });
     await writeFileAtomic(this.file, Buffer.from(JSON.stringify(body, null, 2) + '\n'));
   }

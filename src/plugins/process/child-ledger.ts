@@ -2,6 +2,10 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 
 import { Logger } from '@nestjs/common';
 
+import { processesOf } from './plugin-processes';
+import { Kill, PLUGIN_TAG_VARIABLE } from './plugin-process-tracker';
+import { LinuxProcTable, ProcTable } from './proc-table';
+
 /** One plugin process group this host started. */
 export interface LedgerEntry {
   readonly plugin: string;
@@ -9,7 +13,20 @@ export interface LedgerEntry {
   readonly pid: number;
   /** The leader's start time (clock ticks since boot, /proc/<pid>/stat field 22). */
   readonly startTime: string;
+  /** The server's PLUGIN_TAG_VARIABLE value (absent in files of older versions). */
+  readonly tag?: string;
 }
+
+/** A process ended by `reapEarlierRun`. */
+export interface ReapedProcess {
+  readonly plugin: string;
+  readonly pid: number;
+  /** `group`: a recorded process group; `escapee`: a process of it found outside the group. */
+  readonly kind: 'group' | 'escapee';
+}
+
+/** Tags are 128 random bits in hex; anything else in the file is not trusted as one. */
+const TAG = /^[0-9a-f]{32}$/;
 
 interface LedgerFile {
   children: LedgerEntry[];
@@ -24,7 +41,9 @@ interface LedgerFile {
  *
  * A group is ended only while it is provably the one recorded: its leader still has the
  * recorded start time, or the leader is gone and processes of the group remain (Linux does not
- * hand out a process id again while a group still uses it as its id).
+ * hand out a process id again while a group still uses it as its id). Then one look at the
+ * process table ends what left the group: processes carrying a recorded tag in their
+ * environment, and the members of the leader's session (see processesOf).
  */
 export class ChildLedger {
   private readonly logger = new Logger(ChildLedger.name);
@@ -33,13 +52,15 @@ export class ChildLedger {
 
   public constructor(
     private readonly file: string,
-    private readonly proc = '/proc',
+    private readonly table: ProcTable = new LinuxProcTable(),
+    /** The host's own pid, never ended. */
+    private readonly self = process.pid,
   ) {}
 
-  public add(plugin: string, pid: number): void {
-    const startTime = this.startTime(pid);
+  public add(plugin: string, pid: number, tag?: string): void {
+    const startTime = this.table.get(pid)?.startTime;
     if (startTime === undefined) return; // already gone: nothing to leave behind
-    this.entries.set(pid, { plugin, pid, startTime });
+    this.entries.set(pid, { plugin, pid, startTime, ...(tag === undefined ? {} : { tag }) });
     this.save();
   }
 
@@ -48,19 +69,38 @@ export class ChildLedger {
   }
 
   /**
-   * Ends (SIGKILL) every recorded group of an earlier run that is still there, forgets the
-   * rest, and returns the ones it ended.
+   * Ends (SIGKILL) every recorded group of an earlier run that is still there and every process
+   * of it found outside its group, forgets the records, and returns what it ended.
    */
-  public reapEarlierRun(kill = process.kill.bind(process)): LedgerEntry[] {
-    const reaped: LedgerEntry[] = [];
-    for (const entry of this.read()) {
-      const now = this.startTime(entry.pid);
-      if (now !== undefined && now !== entry.startTime) continue; // the id belongs to another process now
+  public reapEarlierRun(kill: Kill = (pid, signal) => process.kill(pid, signal)): ReapedProcess[] {
+    const entries = this.read();
+    const reaped: ReapedProcess[] = [];
+    const signal = (pid: number): boolean => {
       try {
-        kill(-entry.pid, 'SIGKILL');
-        reaped.push(entry);
+        kill(pid, 'SIGKILL');
+        return true;
       } catch {
-        // ESRCH: the group has ended by itself.
+        return false; // ESRCH: it has ended by itself
+      }
+    };
+    for (const entry of entries) {
+      const now = this.table.get(entry.pid)?.startTime;
+      if (now !== undefined && now !== entry.startTime) continue; // the id belongs to another process now
+      if (signal(-entry.pid)) reaped.push({ plugin: entry.plugin, pid: entry.pid, kind: 'group' });
+    }
+    if (entries.length > 0) {
+      const table = this.table.list();
+      const tags = new Map<number, string | undefined>(); // each environment read once
+      const tagOf = (pid: number): string | undefined => {
+        if (!tags.has(pid)) tags.set(pid, this.table.environ(pid, PLUGIN_TAG_VARIABLE));
+        return tags.get(pid);
+      };
+      for (const entry of entries) {
+        const record = { leader: entry, tag: entry.tag, known: new Map<number, string>() };
+        for (const e of processesOf(table, record, this.self, tagOf)) {
+          if (e.zombie || e.pgid === entry.pid) continue; // the group was ended above
+          if (signal(e.pid)) reaped.push({ plugin: entry.plugin, pid: e.pid, kind: 'escapee' });
+        }
       }
     }
     this.entries.clear();
@@ -76,7 +116,8 @@ export class ChildLedger {
           typeof e?.plugin === 'string' &&
           Number.isInteger(e.pid) &&
           e.pid > 1 &&
-          typeof e.startTime === 'string',
+          typeof e.startTime === 'string' &&
+          (e.tag === undefined || (typeof e.tag === 'string' && TAG.test(e.tag))),
       );
     } catch {
       return []; // none, or unreadable: nothing can be proven ours
@@ -106,17 +147,6 @@ export class ChildLedger {
         reason: (err as Error).message,
         consequence: 'plugins left running by a killed host will not be ended at the next start',
       });
-    }
-  }
-
-  private startTime(pid: number): string | undefined {
-    try {
-      const stat = readFileSync(`${this.proc}/${pid}/stat`, 'utf8');
-      // Fields after the command name, which is in parentheses and may contain anything.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return fields[19]; // field 22 overall: starttime
-    } catch {
-      return undefined;
     }
   }
 }

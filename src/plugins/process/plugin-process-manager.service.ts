@@ -21,7 +21,13 @@ import {
   SupervisorSnapshot,
   SupervisorState,
 } from './plugin-supervisor';
-import { MAX_LINE_CHARS, PROCESS_SPAWNER, ProcessSpawner, SpawnSpec } from './process-spawner';
+import {
+  ChildHandle,
+  MAX_LINE_CHARS,
+  PROCESS_SPAWNER,
+  ProcessSpawner,
+  SpawnSpec,
+} from './process-spawner';
 import { policyFor } from './supervision-policy';
 
 const FALLBACK_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -49,6 +55,13 @@ export class PluginProcessManager
   private readonly logs = new Map<PluginName, LogRingBuffer>();
   /** Plugin output goes to the host's log only at debug level; decided once, not per line. */
   private readonly logOutput: boolean;
+  /** The secret values each spec hands its process, until it is spawned (see `spawnHolding`). */
+  private readonly specSecrets = new WeakMap<
+    SpawnSpec,
+    { name: PluginName; values: readonly string[] }
+  >();
+  /** The spawner the supervisors use: the real one, plus secret holds (see `spawnHolding`). */
+  private readonly holdingSpawner: ProcessSpawner = { spawn: (spec) => this.spawnHolding(spec) };
   public constructor(
     private readonly config: PorticoConfig,
     private readonly identity: PluginIdentityService,
@@ -123,8 +136,9 @@ export class PluginProcessManager
       buffer = new LogRingBuffer();
       this.logs.set(name, buffer);
     }
-    // A plugin printing its own secret must not leak it through the log API or the host's logs.
-    // A line at the length limit was cut by the spawner: a secret may straddle the cut.
+    // A plugin printing its own secret must not leak it through the log API or the host's logs,
+    // nor a process printing a value rotated away while it stops (its values are held until its
+    // output ended). A line at the length limit was cut by the spawner: a secret may straddle it.
     const redacted = this.secrets.redact(name, line, line.length >= MAX_LINE_CHARS);
     buffer.push({ time: this.clock.now(), stream, line: redacted });
     if (this.logOutput)
@@ -141,7 +155,7 @@ export class PluginProcessManager
         () => this.specFor(descriptor.name),
         policy,
         this.clock,
-        this.spawner,
+        this.holdingSpawner,
         this,
       );
       this.supervisors.set(descriptor.name, supervisor);
@@ -163,7 +177,7 @@ export class PluginProcessManager
     const secrets = this.secrets.envFor(name);
     const dataDir = join(this.config.DATA_DIR, 'plugins', name);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    return {
+    const spec: SpawnSpec = {
       command: process.execPath,
       args: [server],
       cwd: descriptor.dir,
@@ -178,5 +192,27 @@ export class PluginProcessManager
         PLUGIN_IDENTITY_SECRET: this.identity.secretFor(name),
       },
     };
+    this.specSecrets.set(spec, { name, values: Object.values(secrets) });
+    return spec;
+  }
+
+  /**
+   * Spawns `spec` and keeps the secret values it hands the process redacted until that process
+   * has exited and its output has ended (`close`), so what it prints while being stopped after
+   * a rotation or deletion is still hidden.
+   */
+  private spawnHolding(spec: SpawnSpec): ChildHandle {
+    const secrets = this.specSecrets.get(spec);
+    const release =
+      secrets === undefined ? () => undefined : this.secrets.hold(secrets.name, secrets.values);
+    let child: ChildHandle;
+    try {
+      child = this.spawner.spawn(spec);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    child.onClose(release);
+    return child;
   }
 }

@@ -24,7 +24,10 @@ export interface SupervisorSnapshot {
   readonly pid: number | undefined;
   readonly generation: number;
   readonly restarts: number;
-  readonly consecutiveFailures: number;
+  /** Starts in a row that failed (exit before ready, not ready in time): `failed` at the limit. */
+  readonly failedStarts: number;
+  /** Unexpected exits since the server last ran healthily; they set the restart backoff. */
+  readonly consecutiveExits: number;
   /** Why the last start failed or the process died, for the API. */
   readonly lastError: string | undefined;
 }
@@ -54,8 +57,11 @@ interface Waiter {
 /**
  * Supervises one plugin server (CONTRACT.md §2): spawn, wait for the ready line, restart with
  * exponential backoff after unexpected exits, give up after too many failed starts in a row,
- * and stop the whole process group with SIGTERM then SIGKILL. All side effects go through the
- * injected clock and spawner, so every transition is testable without timers or processes.
+ * and stop the whole process group with SIGTERM then SIGKILL. Only a start can fail: a server
+ * that crashes after it was ready (perhaps because of what a user sent it) is restarted with
+ * the same growing backoff but never ends `failed`, or one user could take it down for all.
+ * All side effects go through the injected clock and spawner, so every transition is testable
+ * without timers or processes.
  */
 export class PluginSupervisor {
   private state: SupervisorState = 'stopped';
@@ -63,7 +69,8 @@ export class PluginSupervisor {
   private port: number | undefined;
   private generation = 0;
   private spawns = 0;
-  private failures = 0;
+  private failedStarts = 0;
+  private consecutiveExits = 0;
   private lastError: string | undefined;
   /** A stop was requested for the current child. */
   private stopping = false;
@@ -93,7 +100,8 @@ export class PluginSupervisor {
       pid: this.child?.pid,
       generation: this.generation,
       restarts: Math.max(this.spawns - 1, 0),
-      consecutiveFailures: this.failures,
+      failedStarts: this.failedStarts,
+      consecutiveExits: this.consecutiveExits,
       lastError: this.lastError,
     };
   }
@@ -192,9 +200,10 @@ export class PluginSupervisor {
     this.cancel('readyTimer');
     this.port = port;
     this.lastError = undefined;
+    this.failedStarts = 0;
     this.healthyTimer = this.clock.setTimeout(() => {
       this.healthyTimer = undefined;
-      this.failures = 0;
+      this.consecutiveExits = 0;
     }, this.policy.healthyAfterMs);
     this.setState('running');
     const waiters = this.startWaiters;
@@ -245,7 +254,8 @@ export class PluginSupervisor {
     }
 
     const wasRunning = this.state === 'running';
-    this.failures += 1;
+    this.consecutiveExits += 1;
+    if (!wasRunning) this.failedStarts += 1;
     this.lastError = this.readyTimedOut
       ? `not ready within ${this.policy.readyTimeoutMs} ms`
       : `${wasRunning ? 'exited' : 'exited before ready'} with ${how}`;
@@ -253,11 +263,11 @@ export class PluginSupervisor {
     let willRestart = false;
     if (!this.policy.restart) {
       this.fail(`${this.lastError} (restart disabled)`);
-    } else if (this.failures >= this.policy.maxFailedStarts) {
-      this.fail(`${this.lastError}; gave up after ${this.failures} failed starts in a row`);
+    } else if (!wasRunning && this.failedStarts >= this.policy.maxFailedStarts) {
+      this.fail(`${this.lastError}; gave up after ${this.failedStarts} failed starts in a row`);
     } else {
       willRestart = true;
-      const delay = backoffMs(this.policy, this.failures);
+      const delay = backoffMs(this.policy, this.consecutiveExits);
       this.setState('restarting');
       this.backoffTimer = this.clock.setTimeout(() => {
         this.backoffTimer = undefined;
@@ -297,7 +307,8 @@ export class PluginSupervisor {
   }
 
   private resetFailures(): void {
-    this.failures = 0;
+    this.failedStarts = 0;
+    this.consecutiveExits = 0;
     this.lastError = undefined;
   }
 

@@ -17,8 +17,16 @@ export interface ChildHandle {
   readonly pid: number | undefined;
   /** Each complete output line, cut at MAX_LINE_CHARS, in order. */
   onLine(listener: (stream: OutputStream, line: string) => void): void;
-  /** Called once, when the process has exited (or failed to spawn: code null, signal null). */
+  /**
+   * Called once, when the process has exited (or failed to spawn: code null, signal null) and
+   * every process it started, inside its group or not, has been ended.
+   */
   onExit(listener: (code: number | null, signal: NodeJS.Signals | null) => void): void;
+  /**
+   * Called once, when its stdout and stderr have ended after it exited (Node's `close`): no
+   * line follows. Before or after onExit.
+   */
+  onClose(listener: () => void): void;
   /** Sends the signal to the whole process group; a no-op once the group is gone. */
   signal(signal: StopSignal): void;
 }

@@ -5,11 +5,11 @@ export interface SupervisionPolicy {
   /** Restart after an unexpected exit. */
   readonly restart: boolean;
   readonly readyTimeoutMs: number;
-  /** Consecutive failed starts before the plugin is `failed`. */
+  /** Consecutive failed starts (exit before ready, not ready in time) before it is `failed`. */
   readonly maxFailedStarts: number;
   readonly initialBackoffMs: number;
   readonly maxBackoffMs: number;
-  /** Running this long resets the failure count and backoff. */
+  /** Running this long resets the backoff (a ready line alone ends a run of failed starts). */
   readonly healthyAfterMs: number;
   /** Time between SIGTERM and SIGKILL when stopping. */
   readonly killGraceMs: number;
@@ -38,8 +38,8 @@ export function policyFor(manifest: ManifestDto | undefined): SupervisionPolicy 
   };
 }
 
-/** Backoff before restart number `failures` (1-based): initial, doubling, capped. */
-export function backoffMs(policy: SupervisionPolicy, failures: number): number {
-  const exp = Math.min(Math.max(failures - 1, 0), 30);
+/** Backoff after the `exits`-th unexpected exit in a row (1-based): initial, doubling, capped. */
+export function backoffMs(policy: SupervisionPolicy, exits: number): number {
+  const exp = Math.min(Math.max(exits - 1, 0), 30);
   return Math.min(policy.initialBackoffMs * 2 ** exp, policy.maxBackoffMs);
 }

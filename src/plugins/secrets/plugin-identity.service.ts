@@ -1,12 +1,13 @@
 import { createHmac, createSecretKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 
 import type { Principal } from '../../auth/principal';
 import { PorticoConfig } from '../../config/portico-config';
 import type { PluginName } from '../plugin.types';
-import { derivePluginIdentitySecret } from './plugin-identity';
+import { Clock, CLOCK, systemClock } from '../process/clock';
+import { derivePluginIdentitySecret, IDENTITY_SCHEME, identityMessage } from './plugin-identity';
 
 /** Headers that tell a plugin who is calling, signed with that plugin's own identity key. */
 export interface IdentityHeaders {
@@ -14,22 +15,36 @@ export interface IdentityHeaders {
   'x-plugin-user-name': string;
   'x-plugin-user-roles': string;
   'x-plugin-user-iat': string;
+  'x-plugin-user-exp': string;
   'x-plugin-user-signature': string;
 }
 
+/** Lifetime of an identity whose token has no `exp` (JWT_ALLOW_NO_EXP). */
+export const IDENTITY_TTL_SECONDS = 300;
+/** Such an identity is signed again once less than this is left of it. */
+const IDENTITY_RENEW_SECONDS = 60;
+
+/** A lone UTF-16 surrogate, which percent-encoding (UTF-8) cannot carry. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 /**
  * Derives each plugin's PLUGIN_IDENTITY_SECRET and signs identity headers with it
- * (CONTRACT.md §5). Header values are percent-encoded so any user name survives HTTP;
- * the signature covers the decoded values: `plugin\nid\nname\niat`.
+ * (CONTRACT.md §5). Header values are percent-encoded so any user name survives HTTP; the
+ * signature (`v2=<hex HMAC-SHA256>`) covers the decoded values of every identity header, roles
+ * included, plus the plugin name (`identityMessage`). `x-plugin-user-exp` is the token's `exp`,
+ * or, for a token without one, the signing time plus IDENTITY_TTL_SECONDS.
  */
 @Injectable()
 export class PluginIdentityService {
   private readonly hostKey: Buffer;
   /** Each plugin's secret, derived once, with it as an HMAC key so signing does not convert it. */
   private readonly identities = new Map<PluginName, { secret: string; key: KeyObject }>();
-  private readonly signed = new WeakMap<Principal, Map<PluginName, Readonly<IdentityHeaders>>>();
+  private readonly signed = new WeakMap<Principal, Map<PluginName, Signed>>();
 
-  public constructor(config: PorticoConfig) {
+  public constructor(
+    config: PorticoConfig,
+    @Optional() @Inject(CLOCK) private readonly clock: Pick<Clock, 'now'> = systemClock,
+  ) {
     this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
   }
 
@@ -41,7 +56,7 @@ export class PluginIdentityService {
    * The signed headers for `user` calling `plugin`. Remembered per principal object: the
    * verified-token cache hands out the same principal for every handshake with one token, so a
    * reconnecting client is not signed again; a principal that is no longer referenced is dropped
-   * with its entries.
+   * with its entries. Headers whose expiry came from the TTL are signed again before it runs out.
    */
   public headersFor(plugin: PluginName, user: Principal): Readonly<IdentityHeaders> {
     let perPlugin = this.signed.get(user);
@@ -49,26 +64,41 @@ export class PluginIdentityService {
       perPlugin = new Map();
       this.signed.set(user, perPlugin);
     }
-    let headers = perPlugin.get(plugin);
-    if (headers === undefined) {
-      headers = Object.freeze(this.sign(plugin, user));
-      perPlugin.set(plugin, headers);
+    let entry = perPlugin.get(plugin);
+    if (entry === undefined || (entry.renewAt !== undefined && this.seconds() >= entry.renewAt)) {
+      entry = this.sign(plugin, user);
+      perPlugin.set(plugin, entry);
     }
-    return headers;
+    return entry.headers;
   }
 
-  private sign(plugin: PluginName, user: Principal): IdentityHeaders {
-    const iat = String(user.iat);
-    const signature = createHmac('sha256', this.identityOf(plugin).key)
-      .update(`${plugin}\n${user.id}\n${user.name}\n${iat}`)
+  private sign(plugin: PluginName, user: Principal): Signed {
+    const fromToken = user.exp !== undefined;
+    const expiry = fromToken ? wholeSeconds(user.exp) : this.seconds() + IDENTITY_TTL_SECONDS;
+    const id = wellFormed(user.id);
+    const name = wellFormed(user.name);
+    // An empty role grants nothing and could not be told apart from no roles in the header.
+    const roles = user.roles.map(wellFormed).filter((role) => role.length > 0);
+    const iat = String(wholeSeconds(user.iat));
+    const exp = String(expiry);
+    const mac = createHmac('sha256', this.identityOf(plugin).key)
+      .update(identityMessage(plugin, { id, name, roles, iat, exp }), 'utf8')
       .digest('hex');
     return {
-      'x-plugin-user-id': encodeURIComponent(user.id),
-      'x-plugin-user-name': encodeURIComponent(user.name),
-      'x-plugin-user-roles': user.roles.map(encodeURIComponent).join(','),
-      'x-plugin-user-iat': iat,
-      'x-plugin-user-signature': signature,
+      headers: Object.freeze({
+        'x-plugin-user-id': encodeURIComponent(id),
+        'x-plugin-user-name': encodeURIComponent(name),
+        'x-plugin-user-roles': roles.map(encodeURIComponent).join(','),
+        'x-plugin-user-iat': iat,
+        'x-plugin-user-exp': exp,
+        'x-plugin-user-signature': `${IDENTITY_SCHEME}=${mac}`,
+      }),
+      renewAt: fromToken ? undefined : expiry - IDENTITY_RENEW_SECONDS,
     };
+  }
+
+  private seconds(): number {
+    return Math.floor(this.clock.now() / 1000);
   }
 
   private identityOf(plugin: PluginName): { secret: string; key: KeyObject } {
@@ -80,4 +110,20 @@ export class PluginIdentityService {
     }
     return identity;
   }
+}
+
+interface Signed {
+  readonly headers: Readonly<IdentityHeaders>;
+  /** When to sign again (seconds); undefined: the expiry is the token's own. */
+  readonly renewAt: number | undefined;
+}
+
+/** A timestamp claim as the non-negative whole seconds that are signed and sent. */
+function wholeSeconds(value: number | undefined): number {
+  return value !== undefined && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
+}
+
+/** Lone surrogates (possible in a JWT's JSON) become U+FFFD, so percent-encoding cannot throw. */
+function wellFormed(value: string): string {
+  return value.replace(LONE_SURROGATE, '\ufffd');
 }

@@ -60,6 +60,9 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
     { revision: string; redactor: SecretRedactor }
   >();
   private allRedactor: { revision: string; redactor: SecretRedactor } | undefined;
+  /** Values handed to processes that may still print them, per plugin (see `hold`). */
+  private readonly holds = new Map<PluginName, Set<readonly string[]>>();
+  private holdsRevision = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   /** The corruption last logged, so it is reported once and not on every spawn. */
   private reported: string | undefined;
@@ -198,25 +201,62 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * The line with every value of the plugin's secrets (and their encodings) hidden; `cutAtEnd`
-   * when the line was truncated, so a value cut in two at its end is hidden too.
+   * Keeps `values`, the secrets a process of the plugin was given at spawn, redacted from the
+   * plugin's output and from host logs until the returned function is called, even after they
+   * were rotated or deleted: its owner calls it once that process has exited and its output
+   * has ended, so nothing the old process prints while stopping leaks. Calling it again is a
+   * no-op.
+   */
+  public hold(name: PluginName, values: Iterable<string>): () => void {
+    const held: readonly string[] = [...values];
+    if (held.length === 0) return () => undefined;
+    let forPlugin = this.holds.get(name);
+    if (forPlugin === undefined) {
+      forPlugin = new Set();
+      this.holds.set(name, forPlugin);
+    }
+    forPlugin.add(held);
+    this.holdsRevision += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const current = this.holds.get(name);
+      current?.delete(held);
+      if (current?.size === 0) this.holds.delete(name);
+      this.holdsRevision += 1;
+    };
+  }
+
+  /**
+   * The line with every value of the plugin's secrets (and their encodings) hidden: its current
+   * values and those its processes still hold (`hold`); `cutAtEnd` when the line was truncated,
+   * so a value cut in two at its end is hidden too.
    */
   public redact(name: PluginName, line: string, cutAtEnd = false): string {
     const revision = this.revision();
     let cached = this.redactors.get(name);
     if (cached?.revision !== revision) {
-      const values = [...(this.store?.values(name) ?? []), ...this.mountedValues(name)];
+      const values = [
+        ...(this.store?.values(name) ?? []),
+        ...this.mountedValues(name),
+        ...[...(this.holds.get(name) ?? [])].flat(),
+      ];
       cached = { revision, redactor: new SecretRedactor(values) };
       this.redactors.set(name, cached);
     }
     return cached.redactor.redact(line, cutAtEnd);
   }
 
-  /** The text with every known secret value of every plugin hidden (for host logs). */
+  /** The text with every known or still held secret value of every plugin hidden (host logs). */
   public redactAll(text: string): string {
     const revision = this.revision();
     if (this.allRedactor?.revision !== revision) {
-      const values = [...(this.store?.values() ?? []), ...(this.mounted?.allValues() ?? [])];
+      const values = [
+        ...(this.store?.values() ?? []),
+        ...(this.mounted?.allValues() ?? []),
+        ...[...this.holds.values()].flatMap((held) => [...held].flat()),
+      ];
       this.allRedactor = { revision, redactor: new SecretRedactor(values) };
     }
     return this.allRedactor.redactor.redact(text);
@@ -344,7 +384,7 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   }
 
   private revision(): string {
-    return `${this.store?.revision ?? 0}:${this.mounted?.revision ?? 0}`;
+    return `${this.store?.revision ?? 0}:${this.mounted?.revision ?? 0}:${this.holdsRevision}`;
   }
 
   private emit(name: PluginName): void {

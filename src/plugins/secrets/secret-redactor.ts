@@ -1,5 +1,7 @@
 import { REDACT_MIN_LENGTH, REDACTED } from './secrets.constants';
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
 interface Needle {
   readonly text: string;
   /** Smallest period: two occurrences of the needle can't start closer together than this. */
@@ -10,8 +12,8 @@ interface Needle {
 
 /**
  * Replaces every occurrence of a set of secret values in a text with `[REDACTED]`: the values
- * themselves and the forms they are commonly printed in (base64, base64url, URL-encoded,
- * JSON-escaped). Occurrences may overlap (values sharing characters, one value inside another,
+ * themselves and the forms they are commonly printed in (`printedForms`: base64 and base64url
+ * at every byte offset, URL-encoded, JSON-escaped, hex). Occurrences may overlap (values sharing characters, one value inside another,
  * a value repeated); every character covered by any occurrence is hidden, and each covered run
  * becomes one marker. Values shorter than 4 characters are not redacted.
  *
@@ -81,17 +83,49 @@ export class SecretRedactor {
   }
 }
 
-/** The value and the encodings a program is likely to print it in. */
+/**
+ * The value and the encodings a program is likely to print it in: as is; its UTF-8 bytes in
+ * base64 and base64url, on their own (unpadded) and inside a longer encoding at each of the 3
+ * byte offsets (a password in a Basic auth header is base64 of `user:password`); URL-encoded
+ * (encodeURIComponent, and form encoding with `+` for spaces); JSON-escaped (as is, and with
+ * every non-ASCII character as `\uXXXX`); hex in lower and upper case.
+ */
 function printedForms(value: string): string[] {
-  const bytes = Buffer.from(value, 'utf8');
+  // A process gets its environment as UTF-8, where a lone surrogate arrives as U+FFFD.
+  const printed = value.replace(LONE_SURROGATE, '\ufffd');
+  const bytes = Buffer.from(printed, 'utf8');
+  const json = JSON.stringify(printed).slice(1, -1);
+  const base64 = [bytes.toString('base64').replace(/=+$/, ''), ...embeddedBase64(bytes)];
   const forms = [
     value,
-    bytes.toString('base64').replace(/=+$/, ''),
-    bytes.toString('base64url'),
-    encodeURIComponent(value),
-    JSON.stringify(value).slice(1, -1),
+    printed,
+    ...base64,
+    ...base64.map((b) => b.replace(/\+/g, '-').replace(/\//g, '_')),
+    encodeURIComponent(printed),
+    new URLSearchParams({ v: printed }).toString().slice('v='.length),
+    json,
+    json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+    bytes.toString('hex'),
+    bytes.toString('hex').toUpperCase(),
   ];
   return [...new Set(forms)];
+}
+
+/**
+ * For each of the 3 byte offsets the value can start at inside a longer base64-encoded input,
+ * the characters of the encoding made of its own bits only, which are the same whatever
+ * surrounds it: encode it after 0, 1 or 2 other bytes and cut off the characters that mix in
+ * a neighbour's bits.
+ */
+function embeddedBase64(bytes: Buffer): string[] {
+  const forms: string[] = [];
+  for (let offset = 0; offset < 3; offset++) {
+    const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64');
+    const from = Math.ceil((8 * offset) / 6);
+    const to = Math.floor((8 * (offset + bytes.length)) / 6);
+    if (to > from) forms.push(encoded.slice(from, to));
+  }
+  return forms;
 }
 
 /** KMP failure function: `fail[i]` is the longest proper border of `s.slice(0, i)`. */

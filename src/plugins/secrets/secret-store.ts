@@ -220,14 +220,15 @@ export class SecretStore {
       version: SECRET_STORE_VERSION,
       cipher: CIPHER_NAME,
       keyId,
-      secrets: {},
+      // Built from entries: a plugin called `__proto__` must become a key, not a prototype.
+      secrets: Object.fromEntries(
+        [...entries.keys()].sort().map((plugin) => {
+          const map = entries.get(plugin) as Map<string, Entry>;
+          const keys = [...map.keys()].sort();
+          return [plugin, Object.fromEntries(keys.map((k) => [k, (map.get(k) as Entry).sealed]))];
+        }),
+      ),
     };
-    for (const plugin of [...entries.keys()].sort()) {
-      const map = entries.get(plugin) as Map<string, Entry>;
-      const sealed: Record<string, SealedValue> = {};
-      for (const key of [...map.keys()].sort()) sealed[key] = (map.get(key) as Entry).sealed;
-      body.secrets[plugin] = sealed;
-    }
     await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
     const stats = await writeFileAtomic(
       this.file,

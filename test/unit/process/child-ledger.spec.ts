@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { ConsoleLogger, Logger } from '@nestjs/common';
 
 import { ChildLedger } from '../../../src/plugins/process/child-ledger';
+import { PLUGIN_TAG_VARIABLE } from '../../../src/plugins/process/plugin-process-tracker';
+import { LinuxProcTable } from '../../../src/plugins/process/proc-table';
+import { FakeProc } from './fake-proc';
 
 /** A fake /proc: `stat` files whose field 22 (start time) we choose. */
 function fakeProc(root: string, pid: number, startTime: string): void {
@@ -15,6 +18,8 @@ function fakeProc(root: string, pid: number, startTime: string): void {
     `${pid} (node) ) odd name) ${fields.join(' ')} 0 0`,
   );
 }
+
+const TAG = 'c'.repeat(32);
 
 describe('ChildLedger', () => {
   let dir: string;
@@ -27,6 +32,9 @@ describe('ChildLedger', () => {
     file = join(dir, 'children.json');
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const ledgerOn = (root: string, ledgerFile = file): ChildLedger =>
+    new ChildLedger(ledgerFile, new LinuxProcTable(root), 50);
 
   const killer = (alive: Set<number>) => {
     const calls: [number, string][] = [];
@@ -41,7 +49,7 @@ describe('ChildLedger', () => {
   it('records started groups with their leader start time, and forgets ended ones', () => {
     fakeProc(proc, 101, '5000');
     fakeProc(proc, 102, '5001');
-    const ledger = new ChildLedger(file, proc);
+    const ledger = ledgerOn(proc);
     ledger.add('echo', 101);
     ledger.add('board', 102);
     ledger.remove(101);
@@ -54,39 +62,39 @@ describe('ChildLedger', () => {
   });
 
   it('does not record a process that is already gone', () => {
-    new ChildLedger(file, proc).add('echo', 103);
+    ledgerOn(proc).add('echo', 103);
     expect(existsSync(file)).toBe(false);
   });
 
   it('ends the groups of an earlier run whose leader is the same process, then forgets them', () => {
     fakeProc(proc, 101, '5000');
-    new ChildLedger(file, proc).add('echo', 101);
+    ledgerOn(proc).add('echo', 101);
     const { calls, kill } = killer(new Set([101]));
-    const reaped = new ChildLedger(file, proc).reapEarlierRun(kill);
-    expect(reaped).toEqual([{ plugin: 'echo', pid: 101, startTime: '5000' }]);
+    const reaped = ledgerOn(proc).reapEarlierRun(kill);
+    expect(reaped).toEqual([{ plugin: 'echo', pid: 101, kind: 'group' }]);
     expect(calls).toEqual([[-101, 'SIGKILL']]);
     expect(existsSync(file)).toBe(false);
   });
 
   it('leaves alone a process that now has a recorded id but started at another time', () => {
     fakeProc(proc, 101, '5000');
-    new ChildLedger(file, proc).add('echo', 101);
+    ledgerOn(proc).add('echo', 101);
     fakeProc(proc, 101, '9999'); // the id was given to another process
     const { calls, kill } = killer(new Set([101]));
-    expect(new ChildLedger(file, proc).reapEarlierRun(kill)).toEqual([]);
+    expect(ledgerOn(proc).reapEarlierRun(kill)).toEqual([]);
     expect(calls).toEqual([]);
   });
 
   it('ends what remains of a group whose leader is gone, and skips groups that ended', () => {
     fakeProc(proc, 101, '5000');
     fakeProc(proc, 102, '5001');
-    const first = new ChildLedger(file, proc);
+    const first = ledgerOn(proc);
     first.add('echo', 101);
     first.add('board', 102);
     rmSync(join(proc, '101'), { recursive: true });
     rmSync(join(proc, '102'), { recursive: true });
     const { calls, kill } = killer(new Set([101])); // only group 101 still has members
-    const reaped = new ChildLedger(file, proc).reapEarlierRun(kill);
+    const reaped = ledgerOn(proc).reapEarlierRun(kill);
     expect(reaped.map((e) => e.plugin)).toEqual(['echo']);
     expect(calls).toEqual([
       [-101, 'SIGKILL'],
@@ -94,12 +102,64 @@ describe('ChildLedger', () => {
     ]);
   });
 
+  it('records the tag of each server', () => {
+    fakeProc(proc, 101, '5000');
+    ledgerOn(proc).add('echo', 101, TAG);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
+      children: [{ plugin: 'echo', pid: 101, startTime: '5000', tag: TAG }],
+    });
+  });
+
+  it('also ends what left the group: tagged setsid escapees and members of the session', () => {
+    const fake = new FakeProc(join(dir, 'proc2'));
+    fake.add({ pid: 101, startTime: '5000' });
+    ledgerOn(fake.root).add('echo', 101, TAG);
+    fake.add({ pid: 110, env: { [PLUGIN_TAG_VARIABLE]: TAG } }); // double-forked, setsid
+    fake.add({ pid: 111, ppid: 110, pgid: 110, sid: 110 }); // its env-less child
+    fake.add({ pid: 102, pgid: 102, sid: 101 }); // setpgid(): out of the group, in the session
+    fake.add({ pid: 120, env: { [PLUGIN_TAG_VARIABLE]: 'b'.repeat(32) } }); // not ours
+    fake.add({ pid: 121 });
+    const reaped = ledgerOn(fake.root).reapEarlierRun(fake.kill);
+    expect(reaped).toEqual(
+      expect.arrayContaining([
+        { plugin: 'echo', pid: 101, kind: 'group' },
+        { plugin: 'echo', pid: 102, kind: 'escapee' },
+        { plugin: 'echo', pid: 110, kind: 'escapee' },
+        { plugin: 'echo', pid: 111, kind: 'escapee' },
+      ]),
+    );
+    expect(reaped).toHaveLength(4);
+    expect(fake.pids()).toEqual([120, 121]);
+  });
+
+  it('ends tagged escapees even when the recorded leader’s pid belongs to another process now', () => {
+    const fake = new FakeProc(join(dir, 'proc2'));
+    fake.add({ pid: 101, startTime: '5000' });
+    ledgerOn(fake.root).add('echo', 101, TAG);
+    fake.remove(101);
+    fake.add({ pid: 101, startTime: '9999' }); // reused
+    fake.add({ pid: 110, env: { [PLUGIN_TAG_VARIABLE]: TAG } });
+    expect(ledgerOn(fake.root).reapEarlierRun(fake.kill)).toEqual([
+      { plugin: 'echo', pid: 110, kind: 'escapee' },
+    ]);
+    expect(fake.pids()).toEqual([101]);
+  });
+
   it('trusts nothing in an unreadable or malformed file', () => {
-    writeFileSync(file, '{"children":[{"plugin":"x","pid":1,"startTime":"1"},{"pid":"7"}]');
-    const { calls, kill } = killer(new Set([1, 7]));
-    expect(new ChildLedger(file, proc).reapEarlierRun(kill)).toEqual([]);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        children: [
+          { plugin: 'x', pid: 1, startTime: '1' },
+          { pid: '7' },
+          { plugin: 'y', pid: 8, startTime: '800', tag: '' }, // an empty tag would match anything
+        ],
+      }),
+    );
+    const { calls, kill } = killer(new Set([1, 7, 8]));
+    expect(ledgerOn(proc).reapEarlierRun(kill)).toEqual([]);
     writeFileSync(file, 'not json');
-    expect(new ChildLedger(file, proc).reapEarlierRun(kill)).toEqual([]);
+    expect(ledgerOn(proc).reapEarlierRun(kill)).toEqual([]);
     expect(calls).toEqual([]);
   });
 });
@@ -112,7 +172,10 @@ describe('ChildLedger in a folder it cannot write', () => {
     const dir = mkdtempSync(join(tmpdir(), 'portico-ledger-ro-'));
     const proc = join(dir, 'proc');
     fakeProc(proc, 101, '5000');
-    const ledger = new ChildLedger(join(dir, 'missing-folder', 'children.json'), proc);
+    const ledger = new ChildLedger(
+      join(dir, 'missing-folder', 'children.json'),
+      new LinuxProcTable(proc),
+    );
     expect(() => ledger.add('echo', 101)).not.toThrow();
     expect(() => ledger.remove(101)).not.toThrow();
     rmSync(dir, { recursive: true, force: true });

@@ -124,7 +124,7 @@ describe('PluginSupervisor', () => {
       spawner.last.exit(null, 'SIGTERM');
       expect(supervisor.snapshot()).toMatchObject({
         state: 'restarting',
-        consecutiveFailures: 1,
+        failedStarts: 1,
         lastError: 'not ready within 1000 ms',
       });
     });
@@ -203,33 +203,105 @@ describe('PluginSupervisor', () => {
       expect(spawner.children).toHaveLength(5);
     });
 
-    it('resets the failure count after running healthily for 60 s', () => {
+    it('ends a run of failed starts at the ready line, and resets the backoff after 60 s', () => {
       const { clock, spawner, supervisor } = setup();
       void supervisor.start();
       for (let i = 0; i < 4; i++) {
         spawner.last.exit(1);
         clock.advance(8_000);
       }
-      expect(supervisor.snapshot().consecutiveFailures).toBe(4);
+      expect(supervisor.snapshot()).toMatchObject({ failedStarts: 4, consecutiveExits: 4 });
       spawner.last.ready();
-      clock.advance(60_000);
-      expect(supervisor.snapshot().consecutiveFailures).toBe(0);
+      expect(supervisor.snapshot()).toMatchObject({ failedStarts: 0, consecutiveExits: 4 });
+      clock.advance(59_999);
+      expect(supervisor.snapshot().consecutiveExits).toBe(4);
+      clock.advance(1);
+      expect(supervisor.snapshot().consecutiveExits).toBe(0);
       spawner.last.exit(1);
-      expect(supervisor.snapshot()).toMatchObject({ state: 'restarting', consecutiveFailures: 1 });
+      expect(supervisor.snapshot()).toMatchObject({ state: 'restarting', consecutiveExits: 1 });
       clock.advance(500);
       expect(spawner.children).toHaveLength(6);
     });
+  });
 
-    it('does not reset the count for a server that crashes soon after ready', () => {
-      const { clock, spawner, supervisor } = setup();
-      supervisor.start().catch(() => undefined);
-      for (let i = 0; i < 5; i++) {
-        spawner.last.ready();
-        clock.advance(1000);
-        spawner.last.exit(1);
-        clock.advance(60_000);
+  describe('crashes of a running server (finding: five user-caused crashes left it failed)', () => {
+    /** Crashes the running server `times` times, each soon after ready; returns each backoff. */
+    const crashLoop = (t: ReturnType<typeof setup>, times: number): number[] => {
+      const delays: number[] = [];
+      for (let i = 0; i < times; i++) {
+        t.spawner.last.ready();
+        t.clock.advance(1000);
+        t.spawner.last.exit(1);
+        const before = t.spawner.children.length;
+        let waited = 0;
+        while (t.spawner.children.length === before && waited < 600_000) {
+          t.clock.advance(100);
+          waited += 100;
+        }
+        if (t.spawner.children.length === before)
+          throw new Error(`no restart after crash ${i + 1}`);
+        delays.push(waited);
       }
-      expect(supervisor.snapshot().state).toBe('failed');
+      return delays;
+    };
+
+    it('restarts after every crash, with a growing backoff, and is never failed', () => {
+      const t = setup();
+      const started = t.supervisor.start();
+      const delays = crashLoop(t, 12);
+      expect(delays).toEqual([
+        500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000, 30000, 30000,
+      ]);
+      expect(t.listener.states).not.toContain('failed');
+      expect(t.listener.exits.every((e) => e.willRestart)).toBe(true);
+      t.spawner.last.ready();
+      expect(t.supervisor.snapshot()).toMatchObject({
+        state: 'running',
+        failedStarts: 0,
+        consecutiveExits: 12,
+        restarts: 12,
+      });
+      return started;
+    });
+
+    it('a server that ran healthily before crashing restarts after the initial backoff', () => {
+      const t = setup();
+      void t.supervisor.start();
+      expect(crashLoop(t, 3)).toEqual([500, 1000, 2000]);
+      t.spawner.last.ready();
+      t.clock.advance(60_000);
+      t.spawner.last.exit(1);
+      expect(t.supervisor.snapshot().consecutiveExits).toBe(1);
+      t.clock.advance(500);
+      expect(t.spawner.children).toHaveLength(5);
+    });
+
+    it('counts only failed starts toward failed, in a row: a ready start ends the run', () => {
+      const t = setup({ maxFailedStarts: 2 });
+      t.supervisor.start().catch(() => undefined);
+      t.spawner.last.exit(3); // failed start 1
+      t.clock.advance(500);
+      crashLoop(t, 1); // ready, then a crash: the run of failed starts is over
+      expect(t.supervisor.snapshot()).toMatchObject({ state: 'starting', failedStarts: 0 });
+      t.spawner.last.exit(3); // failed start 1 again
+      t.clock.advance(2000);
+      expect(t.supervisor.snapshot()).toMatchObject({ state: 'starting', failedStarts: 1 });
+      t.spawner.last.exit(3); // failed start 2: the limit
+      expect(t.supervisor.snapshot()).toMatchObject({
+        state: 'failed',
+        failedStarts: 2,
+        lastError: 'exited before ready with code 3; gave up after 2 failed starts in a row',
+      });
+    });
+
+    it('a crash right after a run of failed starts does not complete the run', () => {
+      const t = setup({ maxFailedStarts: 2 });
+      void t.supervisor.start();
+      t.spawner.last.exit(3); // failed start 1 of 2
+      t.clock.advance(500);
+      t.spawner.last.ready();
+      t.spawner.last.exit(1); // a crash, not a failed start
+      expect(t.supervisor.snapshot()).toMatchObject({ state: 'restarting', failedStarts: 0 });
     });
 
     it('stays down after a crash when restart is disabled', () => {
@@ -350,7 +422,11 @@ describe('PluginSupervisor', () => {
       }
       expect(supervisor.snapshot().state).toBe('failed');
       const restarted = supervisor.restart();
-      expect(supervisor.snapshot()).toMatchObject({ state: 'starting', consecutiveFailures: 0 });
+      expect(supervisor.snapshot()).toMatchObject({
+        state: 'starting',
+        failedStarts: 0,
+        consecutiveExits: 0,
+      });
       spawner.last.ready();
       await restarted;
       expect(supervisor.snapshot().state).toBe('running');

@@ -333,6 +333,36 @@ describe('PluginSecretsService', () => {
       await service.set('assistant', 'MODEL_KEY', ASSISTANT_KEY);
       expect(service.redactAll(`${BOARD_TOKEN} ${ASSISTANT_KEY}`)).toBe('[REDACTED] [REDACTED]');
     });
+
+    it('keeps a rotated or deleted value hidden while a process holding it may print it', async () => {
+      const service = await newService();
+      await service.set('board', 'GITHUB_TOKEN', BOARD_TOKEN);
+      // What the old process was given at spawn.
+      const release = service.hold('board', Object.values(service.envFor('board')));
+      await service.set('board', 'GITHUB_TOKEN', 'ghp_rotated_value_42');
+      const line = `old ${BOARD_TOKEN} new ghp_rotated_value_42`;
+      expect(service.redact('board', line)).toBe('old [REDACTED] new [REDACTED]');
+      expect(service.redactAll(line)).toBe('old [REDACTED] new [REDACTED]');
+      await service.delete('board', 'GITHUB_TOKEN');
+      expect(service.redact('board', line)).toBe('old [REDACTED] new ghp_rotated_value_42');
+      // Only the plugin whose process holds it: another plugin's output is not touched.
+      expect(service.redact('assistant', BOARD_TOKEN)).toBe(BOARD_TOKEN);
+      release();
+      expect(service.redact('board', BOARD_TOKEN)).toBe(BOARD_TOKEN);
+      expect(service.redactAll(BOARD_TOKEN)).toBe(BOARD_TOKEN);
+      release();
+    });
+
+    it('keeps a value held by two processes until both let go', async () => {
+      const service = await newService();
+      const first = service.hold('board', [BOARD_TOKEN]);
+      const second = service.hold('board', [BOARD_TOKEN]);
+      first();
+      first();
+      expect(service.redact('board', BOARD_TOKEN)).toBe('[REDACTED]');
+      second();
+      expect(service.redact('board', BOARD_TOKEN)).toBe(BOARD_TOKEN);
+    });
   });
 
   describe('a corrupt store', () => {

@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+
 import { SecretRedactor } from '../../../src/plugins/secrets/secret-redactor';
 
 describe('SecretRedactor', () => {
@@ -52,6 +54,75 @@ describe('SecretRedactor', () => {
     expect(redact([value], `Basic ${Buffer.from(value).toString('base64')}`)).toMatch(
       /^Basic \[REDACTED\]=*$/,
     );
+  });
+
+  describe('a value inside a longer base64 encoding, at each of the 3 byte offsets', () => {
+    const secret = 'hunter2-correct-horse';
+    const b64 = (text: string): string => Buffer.from(text).toString('base64');
+    const url = (text: string): string => Buffer.from(text).toString('base64url');
+
+    /**
+     * The encoded text must keep at most the characters made of the neighbours' bytes, plus
+     * one on each side that mixes their bits with the value's: nothing made of the value alone.
+     */
+    function expectHidden(encoded: string, before: number, after: number): void {
+      const out = redact([secret], encoded);
+      const match = /^([A-Za-z0-9+/_-]*)\[REDACTED\]([A-Za-z0-9+/_-]*)=*$/.exec(out);
+      expect(match).not.toBeNull();
+      expect((match?.[1] ?? '').length).toBeLessThanOrEqual(Math.ceil((8 * before) / 6));
+      expect((match?.[2] ?? '').length).toBeLessThanOrEqual(Math.ceil((8 * after) / 6) + 1);
+    }
+
+    it.each(['', 'a', 'ab', 'abc', 'abcd', 'abcde'])(
+      'hides the password of a Basic auth header for user %j',
+      (user) => {
+        expectHidden(b64(`${user}:${secret}`), user.length + 1, 0);
+        expectHidden(url(`${user}:${secret}`), user.length + 1, 0);
+        expectHidden(b64(`${user}:${secret}:more`), user.length + 1, 5);
+      },
+    );
+
+    it('property: any bytes before and after, in base64 or base64url', () => {
+      fc.assert(
+        fc.property(
+          fc.uint8Array({ maxLength: 7 }),
+          fc.uint8Array({ maxLength: 7 }),
+          fc.boolean(),
+          (before, after, urlSafe) => {
+            const bytes = Buffer.concat([before, Buffer.from(secret), after]);
+            const encoded = bytes.toString(urlSafe ? 'base64url' : 'base64');
+            expectHidden(encoded, before.length, after.length);
+          },
+        ),
+      );
+    });
+  });
+
+  it('hides a value printed as hex, in lower and upper case', () => {
+    const secret = 'sk_live_0123456789';
+    const hex = Buffer.from(secret).toString('hex');
+    expect(redact([secret], `key=${hex}`)).toBe('key=[REDACTED]');
+    expect(redact([secret], `key=0x${hex.toUpperCase()}!`)).toBe('key=0x[REDACTED]!');
+  });
+
+  it('hides form-encoded (`+` for spaces) and ASCII-only JSON forms', () => {
+    const secret = 'pässwörd with spaces*';
+    const form = new URLSearchParams({ p: secret }).toString();
+    expect(redact([secret], form)).toBe('p=[REDACTED]');
+    const ascii = JSON.stringify(secret).replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
+    expect(redact([secret], `{"p":${ascii}}`)).toBe('{"p":"[REDACTED]"}');
+  });
+
+  it('hides a value with a lone surrogate as the process prints it (U+FFFD)', () => {
+    expect(redact(['abc\ud800def'], 'x abc\ufffddef y')).toBe('x [REDACTED] y');
+  });
+
+  it('keeps the 4-character minimum for every form', () => {
+    // A 3-character value has 4-character encodings; it is still not redacted.
+    expect(redact(['abc'], `${Buffer.from('abc').toString('hex')} YWJj`)).toBe('616263 YWJj');
   });
 
   // Cost is bounded by design (one native scan per value and form, overlapping repeats stepped
