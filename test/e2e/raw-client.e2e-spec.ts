@@ -2,44 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { connect, Socket } from 'node:net';
 
 import { http } from '../helpers/http-client';
+import { parseFrames, rawFrame } from '../helpers/raw-ws';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TestApp } from '../helpers/test-app';
 import { waitFor } from '../helpers/wait';
-
-/** A masked client frame (RFC 6455 §5.2), FIN set; payloads under 64 KiB. */
-function clientFrame(opcode: number, payload: Buffer): Buffer {
-  const mask = randomBytes(4);
-  const len = payload.length;
-  const head =
-    len < 126
-      ? Buffer.from([0x80 | opcode, 0x80 | len])
-      : Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff]);
-  const body = Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)));
-  return Buffer.concat([head, mask, body]);
-}
-
-/** Unmasked server frames parsed from `data`; `rest` is an incomplete tail. */
-function serverFrames(data: Buffer): {
-  frames: { opcode: number; payload: Buffer }[];
-  rest: Buffer;
-} {
-  const frames: { opcode: number; payload: Buffer }[] = [];
-  let pos = 0;
-  while (data.length - pos >= 2) {
-    const opcode = (data[pos] as number) & 0x0f;
-    let len = (data[pos + 1] as number) & 0x7f;
-    let at = pos + 2;
-    if (len === 126) {
-      if (data.length - pos < 4) break;
-      len = data.readUInt16BE(pos + 2);
-      at = pos + 4;
-    }
-    if (data.length < at + len) break;
-    frames.push({ opcode, payload: data.subarray(at, at + len) });
-    pos = at + len;
-  }
-  return { frames, rest: data.subarray(pos) };
-}
 
 /**
  * A client written against the socket, not a WebSocket library: what an independent or
@@ -97,7 +63,7 @@ describe('a raw-socket WebSocket client', () => {
         head = buffered.subarray(0, end).toString('latin1');
         buffered = buffered.subarray(end + 4);
       }
-      const parsed = serverFrames(buffered);
+      const parsed = parseFrames(buffered);
       frames.push(...parsed.frames);
       buffered = Buffer.from(parsed.rest);
     });
@@ -119,9 +85,7 @@ describe('a raw-socket WebSocket client', () => {
     const socket = await opened();
     const got = reader(socket);
     const messages = Array.from({ length: 50 }, (_, i) => `early ${i}`);
-    socket.write(
-      Buffer.concat([request(), ...messages.map((m) => clientFrame(0x1, Buffer.from(m)))]),
-    );
+    socket.write(Buffer.concat([request(), ...messages.map((m) => rawFrame(0x1, Buffer.from(m)))]));
     await waitFor(() => got.frames.length >= messages.length, 10_000, 'echoes');
     expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
     expect(got.frames.map((f) => f.opcode)).toEqual(messages.map(() => 0x1));
@@ -138,7 +102,7 @@ describe('a raw-socket WebSocket client', () => {
     }
     await waitFor(() => got.head() !== undefined, 10_000, '101');
     expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
-    const frame = clientFrame(0x2, randomBytes(300));
+    const frame = rawFrame(0x2, randomBytes(300));
     socket.write(frame.subarray(0, 1));
     await new Promise((resolve) => setTimeout(resolve, 20));
     socket.write(frame.subarray(1, 3));
@@ -155,7 +119,7 @@ describe('a raw-socket WebSocket client', () => {
     const ended = new Promise<void>((resolve) => socket.once('end', resolve));
     const close = Buffer.alloc(2);
     close.writeUInt16BE(1000);
-    socket.write(Buffer.concat([request(), clientFrame(0x8, close)]));
+    socket.write(Buffer.concat([request(), rawFrame(0x8, close)]));
     await ended;
     expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
     expect(got.frames).toHaveLength(1);

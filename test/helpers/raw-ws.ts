@@ -93,11 +93,13 @@ export function statusOf(data: Buffer): number {
 /** True once `data` holds a complete response head. */
 export const headDone = (data: Buffer): boolean => data.includes('\r\n\r\n');
 
-/** Unmasked server frames after the response head; `rest` is an incomplete tail. */
-export function serverFrames(data: Buffer): { opcode: number; payload: Buffer }[] {
-  const start = data.indexOf('\r\n\r\n');
+/** Unmasked frames parsed from `data` from `start` on; `rest` is an incomplete tail. */
+export function parseFrames(
+  data: Buffer,
+  start = 0,
+): { frames: { opcode: number; payload: Buffer }[]; rest: Buffer } {
   const frames: { opcode: number; payload: Buffer }[] = [];
-  let pos = start === -1 ? data.length : start + 4;
+  let pos = start;
   while (data.length - pos >= 2) {
     const opcode = (data[pos] as number) & 0x0f;
     let len = (data[pos + 1] as number) & 0x7f;
@@ -111,7 +113,13 @@ export function serverFrames(data: Buffer): { opcode: number; payload: Buffer }[
     frames.push({ opcode, payload: data.subarray(at, at + len) });
     pos = at + len;
   }
-  return frames;
+  return { frames, rest: data.subarray(pos) };
+}
+
+/** The complete server frames after the response head in `data`. */
+export function serverFrames(data: Buffer): { opcode: number; payload: Buffer }[] {
+  const head = data.indexOf('\r\n\r\n');
+  return head === -1 ? [] : parseFrames(data, head + 4).frames;
 }
 
 /** The close code of the first close frame among `data`'s server frames. */
