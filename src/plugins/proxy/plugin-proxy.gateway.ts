@@ -174,6 +174,16 @@ export class PluginProxyGateway
     this.lostWaits.delete(relay);
   }
 
+  public ended(relay: WsRelay, code: number, reason: string): void {
+    this.logger.warn({
+      plugin: relay.plugin,
+      event: 'ws_ended',
+      code,
+      reason,
+      user: relay.user.id,
+    });
+  }
+
   private readonly onPluginStopping = (
     name: PluginName,
     generation: number,

@@ -59,6 +59,8 @@ export interface RelayHooks {
   upstreamLost(relay: WsRelay): void;
   /** Both sockets are closed; the relay holds nothing any more. */
   closed(relay: WsRelay): void;
+  /** Portico itself ended the session (a bad frame, a message too big, an expired token). */
+  ended(relay: WsRelay, code: number, reason: string): void;
 }
 
 /**
@@ -148,7 +150,10 @@ export class WsRelay {
     this.sessionTimer = setTimeout(() => {
       this.sessionTimer = undefined;
       if (wait < delayMs) this.endAfter(delayMs - wait, code, reason);
-      else this.closeBoth(code, reason);
+      else {
+        this.hooks.ended(this, code, reason);
+        this.closeBoth(code, reason);
+      }
     }, wait);
   }
 
@@ -272,6 +277,7 @@ export class WsRelay {
     if (result.at > 0) this.upstream.write(chunk.subarray(0, result.at));
     const code = violationCode(result.violation);
     const reason = VIOLATION_REASON[result.violation];
+    this.hooks.ended(this, code, reason);
     // The offending frame was not forwarded, so the plugin's stream ends on a frame boundary.
     if (result.clean) this.closeUpstream(code, reason);
     this.upstreamDone = true;
@@ -285,6 +291,7 @@ export class WsRelay {
     if (result.at > 0) this.client.write(chunk.subarray(0, result.at));
     const code = violationCode(result.violation);
     const reason = VIOLATION_REASON[result.violation];
+    this.hooks.ended(this, code, `plugin: ${reason}`);
     this.upstream.pause();
     this.closeUpstream(code, reason);
     if (result.clean) this.closeClient(code, reason);
