@@ -40,10 +40,11 @@ export function extractCredential(req: IncomingMessage): Credential | undefined 
   const cookieToken = cookie === undefined ? '' : cookieValue(cookie.value);
   if (cookieToken.length > 0) return { token: cookieToken, source: 'cookie' };
 
-  const url = req.url ?? '';
+  // A fragment is not part of the query, wherever a `?` stands in it (as stripTokenQuery reads it).
+  const url = (req.url ?? '').split('#', 1)[0] ?? '';
   const queryAt = url.indexOf('?');
   if (queryAt !== -1) {
-    const query = new URLSearchParams(url.slice(queryAt + 1).split('#', 1)[0]);
+    const query = new URLSearchParams(url.slice(queryAt + 1));
     const token = query.getAll(TOKEN_QUERY_PARAM).find((t) => t.length > 0);
     if (token !== undefined) return { token, source: 'query' };
   }

@@ -25,6 +25,11 @@ const bearerProtocol = (token: string): string =>
   BEARER_SUBPROTOCOL_PREFIX + Buffer.from(token).toString('base64url');
 
 describe('extractCredential', () => {
+  it('never reads a token from the fragment, wherever a ? stands', () => {
+    expect(extractCredential(request(`/p#x?token=${JWT}`))).toBeUndefined();
+    expect(extractCredential(request(`/p?a=1#&token=${JWT}`))).toBeUndefined();
+  });
+
   it('finds nothing on a request without credentials', () => {
     expect(extractCredential(request('/api/plugins?x=1', { cookie: 'a=1' }))).toBeUndefined();
   });
