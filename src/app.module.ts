@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 
 import { AuthModule } from './auth/auth.module';
+import { HttpPipelineModule } from './common/http-pipeline.module';
 import { ConfigModule } from './config/config.module';
 import { PorticoConfig } from './config/portico-config';
 import { HealthModule } from './health/health.module';
@@ -15,6 +16,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
+        HttpPipelineModule,
         LoggingModule,
         MetricsModule,
         AuthModule,

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 
-import { INestApplication, Logger as NestLogger, ValidationPipe } from '@nestjs/common';
+import { INestApplication, Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { json } from 'express';
@@ -9,7 +9,7 @@ import { Logger } from 'nestjs-pino';
 import type { NextFunction, Request, Response } from 'express';
 
 import { AppModule } from './app.module';
-import { HttpExceptionFilter, sendError } from './common/http-exception.filter';
+import { sendError } from './common/http-exception.filter';
 import { PorticoConfig } from './config/portico-config';
 import { applyHttpServerLimits } from './http/http-server-limits';
 
@@ -38,10 +38,6 @@ export async function createApp(config?: PorticoConfig): Promise<INestApplicatio
   });
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.useGlobalPipes(
-    new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
-  );
-  app.useGlobalFilters(new HttpExceptionFilter());
   app.enableShutdownHooks();
   return app;
 }

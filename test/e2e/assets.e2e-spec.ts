@@ -16,11 +16,11 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { Module, ValidationPipe } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 
-import { HttpExceptionFilter } from '../../src/common/http-exception.filter';
+import { HttpPipelineModule } from '../../src/common/http-pipeline.module';
 import { ConfigModule } from '../../src/config/config.module';
 import { loadConfig } from '../../src/config/load-config';
 import { AssetsController } from '../../src/plugins/assets/assets.controller';
@@ -93,15 +93,11 @@ describe('GET /api/plugins/:name/assets/*path', () => {
       SECRETS_KEY: randomBytes(32).toString('base64'),
     });
     const moduleRef = await Test.createTestingModule({
-      imports: [ConfigModule.forRoot(config), AssetsTestModule],
+      imports: [ConfigModule.forRoot(config), HttpPipelineModule, AssetsTestModule],
     }).compile();
     app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
     // As in bootstrap.ts, so that the route sees what it will see in production.
     app.set('etag', false);
-    app.useGlobalPipes(
-      new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }),
-    );
-    app.useGlobalFilters(new HttpExceptionFilter());
     await app.init();
     await app.get(PluginRegistry).scan();
     await app.listen(0, '127.0.0.1');
