@@ -12,8 +12,7 @@ import { AppModule } from './app.module';
 import { sendError } from './common/http-exception.filter';
 import { PorticoConfig } from './config/portico-config';
 import { applyHttpServerLimits } from './http/http-server-limits';
-
-const RPC_PATH = /^\/api\/plugins\/[^/]+\/rpc(\/|$)/;
+import { isRpcPath } from './plugins/proxy/rpc-path';
 
 /** Builds the configured application without listening; shared by main.ts and the e2e tests. */
 export async function createApp(config?: PorticoConfig): Promise<INestApplication> {
@@ -30,7 +29,7 @@ export async function createApp(config?: PorticoConfig): Promise<INestApplicatio
   // Bodies are parsed for the management API only; RPC bodies stream through untouched.
   const parseJson = json({ limit: '1mb' });
   app.use((req: Request, res: Response, next: NextFunction) => {
-    if (RPC_PATH.test(req.path)) {
+    if (isRpcPath(req.path)) {
       next();
       return;
     }

@@ -25,3 +25,8 @@ export function rpcUpstreamPath(rawTarget: string, name: string): string | undef
   if (segment !== name) return undefined;
   return (match[2] ?? '/') + stripTokenQuery(match[3] ?? '');
 }
+
+/** True for any plugin's RPC route as the contract spells it (whose bodies stream through). */
+export function isRpcPath(path: string): boolean {
+  return RPC_TARGET.test(path);
+}

@@ -1,4 +1,4 @@
-import { rpcUpstreamPath } from '../../../src/plugins/proxy/rpc-path';
+import { isRpcPath, rpcUpstreamPath } from '../../../src/plugins/proxy/rpc-path';
 import { upstreamWsPath } from '../../../src/plugins/proxy/ws-path';
 
 describe('upstreamWsPath', () => {
@@ -56,5 +56,17 @@ describe('rpcUpstreamPath', () => {
     'http://evil.example',
   ])('%s → not an RPC route of echo', (target) => {
     expect(rpcUpstreamPath(target, 'echo')).toBeUndefined();
+  });
+});
+
+describe('isRpcPath', () => {
+  it.each([
+    ['/api/plugins/echo/rpc', true],
+    ['/api/plugins/echo/rpc/a/b', true],
+    ['/api/plugins/echo/rpcx', false],
+    ['/api/plugins/echo/RPC/a', false],
+    ['/api/plugins/echo/secrets/KEY', false],
+  ])('%s → %s', (path, expected) => {
+    expect(isRpcPath(path)).toBe(expected);
   });
 });
