@@ -2,8 +2,11 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import { STATUS_CODES } from 'node:http';
 import type { Response } from 'express';
 
-import { PLUGIN_EXCEPTION_STATUS, RETRY_AFTER_SECONDS } from '../plugins/plugin-exception.mapping';
-import { PluginException, PluginExceptionCode } from '../plugins/plugin.exception';
+import {
+  PLUGIN_EXCEPTION_STATUS,
+  RETRY_AFTER_SECONDS,
+} from '../plugins/shared/plugin-exception.mapping';
+import { PluginException, PluginExceptionCode } from '../plugins/shared/plugin.exception';
 
 /** Every HTTP error leaves as `{ statusCode, error, message }` (CONTRACT.md §3). */
 @Catch()

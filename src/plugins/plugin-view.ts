@@ -1,6 +1,6 @@
 import type { ManifestDto } from './manifest/manifest.dto';
 import type { PluginDescriptor } from './manifest/plugin-descriptor';
-import type { PluginStatus } from './plugin.types';
+import type { PluginStatus } from './shared/plugin.types';
 
 export interface SecretView {
   readonly key: string;

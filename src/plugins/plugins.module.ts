@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
 
 import { AuthModule } from '../auth/auth.module';
-import { AssetsController } from './assets/assets.controller';
-import { ASSETS_PROVIDERS } from './assets/assets.providers';
-import { MANIFEST_PROVIDERS } from './manifest/manifest.providers';
+import { AssetsModule } from './assets/assets.module';
+import { ManifestModule } from './manifest/manifest.module';
 import { PluginsController } from './plugins.controller';
 import { PluginsService } from './plugins.service';
-import { CLOCK, systemClock } from './process/clock';
+import { CLOCK, systemClock } from '../common/clock';
 import { NodeProcessSpawner } from './process/node-process-spawner';
 import { PluginProcessManager } from './process/plugin-process-manager.service';
 import { PROCESS_SPAWNER } from './process/process-spawner';
@@ -17,12 +16,10 @@ import { SecretsController } from './secrets/secrets.controller';
 import { SECRETS_PROVIDERS } from './secrets/secrets.providers';
 
 @Module({
-  imports: [AuthModule],
+  imports: [AuthModule, ManifestModule, AssetsModule],
   // RPC and assets routes are more specific than the management routes: register them first.
-  controllers: [RpcProxyController, AssetsController, SecretsController, PluginsController],
+  controllers: [RpcProxyController, SecretsController, PluginsController],
   providers: [
-    ...MANIFEST_PROVIDERS,
-    ...ASSETS_PROVIDERS,
     { provide: CLOCK, useValue: systemClock },
     { provide: PROCESS_SPAWNER, useClass: NodeProcessSpawner },
     PluginIdentityService,

@@ -7,10 +7,10 @@ import {
 
 import type { Principal } from '../auth/principal';
 import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
-import { assertAccess } from './plugin-access';
+import { assertAccess } from './shared/plugin-access';
 import { PluginRegistry } from './manifest/plugin-registry.service';
-import { PluginException, PluginExceptionCode } from './plugin.exception';
-import type { PluginName, PluginStatus } from './plugin.types';
+import { PluginException, PluginExceptionCode } from './shared/plugin.exception';
+import type { PluginName, PluginStatus } from './shared/plugin.types';
 import type { LogLine } from './process/log-ring-buffer';
 import { PluginProcessManager } from './process/plugin-process-manager.service';
 import { PluginSecretsService } from './secrets/plugin-secrets.service';
@@ -30,7 +30,6 @@ export interface UpstreamTarget {
 @Injectable()
 export class PluginsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(PluginsService.name);
-  private readonly accessListeners = new Set<(name: PluginName) => void>();
   private discoveredFlag = false;
   private drainingFlag = false;
 
@@ -109,18 +108,8 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return descriptor;
   }
 
-  public async setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
-    const descriptor = await this.registry.setAccess(name, roles);
-    for (const listener of [...this.accessListeners]) listener(name);
-    return descriptor;
-  }
-
-  /** Calls `listener(name)` after a plugin's access roles changed; returns an unsubscribe. */
-  public onAccessChange(listener: (name: PluginName) => void): () => void {
-    this.accessListeners.add(listener);
-    return () => {
-      this.accessListeners.delete(listener);
-    };
+  public setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
+    return this.registry.setAccess(name, roles);
   }
 
   /** Admin restart; also the way out of `failed`. */

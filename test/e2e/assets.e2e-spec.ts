@@ -16,26 +16,17 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { Module } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 
 import { HttpPipelineModule } from '../../src/common/http-pipeline.module';
 import { ConfigModule } from '../../src/config/config.module';
 import { loadConfig } from '../../src/config/load-config';
-import { AssetsController } from '../../src/plugins/assets/assets.controller';
-import { ASSETS_PROVIDERS } from '../../src/plugins/assets/assets.providers';
-import { MANIFEST_PROVIDERS } from '../../src/plugins/manifest/manifest.providers';
+import { AssetsModule } from '../../src/plugins/assets/assets.module';
 import { PluginRegistry } from '../../src/plugins/manifest/plugin-registry.service';
 
 const FIXTURES = resolve(__dirname, '../fixtures/assets-plugins');
 const SECRET = 'TOP-SECRET-OUTSIDE-THE-PLUGIN';
-
-@Module({
-  controllers: [AssetsController],
-  providers: [...MANIFEST_PROVIDERS, ...ASSETS_PROVIDERS],
-})
-class AssetsTestModule {}
 
 interface Reply {
   status: number;
@@ -93,7 +84,7 @@ describe('GET /api/plugins/:name/assets/*path', () => {
       SECRETS_KEY: randomBytes(32).toString('base64'),
     });
     const moduleRef = await Test.createTestingModule({
-      imports: [ConfigModule.forRoot(config), HttpPipelineModule, AssetsTestModule],
+      imports: [ConfigModule.forRoot(config), HttpPipelineModule, AssetsModule],
     }).compile();
     app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
     // As in bootstrap.ts, so that the route sees what it will see in production.

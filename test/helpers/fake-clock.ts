@@ -1,4 +1,4 @@
-import type { Clock, ClockTimer } from '../../src/plugins/process/clock';
+import type { Clock, ClockTimer } from '../../src/common/clock';
 
 interface Pending {
   id: number;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { posix } from 'node:path';
 
-import { isPluginName, PLUGIN_NAME_PATTERN } from '../../src/plugins/plugin.types';
+import { isPluginName, PLUGIN_NAME_PATTERN } from '../../src/plugins/shared/plugin.types';
 
 const RUNS = Number(process.env.FC_NUM_RUNS ?? 1000);
 

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 
 import { StreamableFile } from '@nestjs/common';
 
-import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
 import { contentTypeFor } from './content-types';
 
 /** Errors that mean "there is no such file (any more)" rather than a server fault. */

@@ -4,9 +4,9 @@ import type { Request } from 'express';
 
 import type { Principal } from '../../auth/principal';
 import { PluginRegistry } from '../manifest/plugin-registry.service';
-import { assertAccess } from '../plugin-access';
-import { PluginException, PluginExceptionCode } from '../plugin.exception';
-import { isPluginName } from '../plugin.types';
+import { assertAccess } from '../shared/plugin-access';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import { isPluginName } from '../shared/plugin.types';
 import { AssetCacheInterceptor } from './asset-cache.interceptor';
 import { AssetFile } from './asset-file';
 import { toAssetPath } from './asset-path';

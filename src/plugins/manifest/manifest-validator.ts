@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { ValidationError, validateSync } from 'class-validator';
 
-import { isPluginName, PluginName } from '../plugin.types';
+import { isPluginName, PluginName } from '../shared/plugin.types';
 import { MANIFEST_FILE } from './manifest.constants';
 import { ManifestDto } from './manifest.dto';
 

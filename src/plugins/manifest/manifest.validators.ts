@@ -1,6 +1,6 @@
 import { ValidateBy, ValidationArguments, ValidationOptions } from 'class-validator';
 
-import { isPluginName, PLUGIN_NAME_PATTERN } from '../plugin.types';
+import { isPluginName, PLUGIN_NAME_PATTERN } from '../shared/plugin.types';
 import {
   PLUGIN_NAME_MAX_LENGTH,
   RESERVED_SECRET_KEY_PREFIXES,

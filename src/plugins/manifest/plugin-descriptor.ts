@@ -1,4 +1,4 @@
-import type { PluginName } from '../plugin.types';
+import type { PluginName } from '../shared/plugin.types';
 import type { ManifestDto } from './manifest.dto';
 
 /** One plugin folder as discovered on disk. */

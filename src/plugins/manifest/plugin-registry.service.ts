@@ -1,17 +1,18 @@
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 
+import { SerialQueue } from '../../common/serial-queue';
 import { PorticoConfig } from '../../config/portico-config';
-import { PluginException, PluginExceptionCode } from '../plugin.exception';
-import type { PluginName } from '../plugin.types';
-import { MANIFEST_FILE, MANIFEST_MAX_BYTES, PLUGIN_STATE_FILE } from './manifest.constants';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import type { PluginName } from '../shared/plugin.types';
+import { MANIFEST_FILE, MANIFEST_MAX_BYTES } from './manifest.constants';
 import type { ManifestDto } from './manifest.dto';
 import { parseManifest } from './manifest-validator';
 import type { PluginDescriptor, RescanResult } from './plugin-descriptor';
 import { hasHiddenSegment, isRelativePluginPath, realFileInside } from './plugin-path';
-import { PluginState, PluginStateStore } from './plugin-state.store';
+import { PLUGIN_STATE_STORE, PluginState, PluginStateStore } from './plugin-state.store';
 
 /** One plugin folder after its manifest was read and checked, before names are assigned. */
 interface InspectedFolder {
@@ -30,20 +31,21 @@ interface InspectedFolder {
 @Injectable()
 export class PluginRegistry {
   private readonly logger = new Logger(PluginRegistry.name);
-  private readonly store: PluginStateStore;
   private plugins = new Map<PluginName, PluginDescriptor>();
   private states?: Map<PluginName, PluginState>;
   private missingDirLogged = false;
   /** scan() and setEnabled() run one at a time so that neither sees the other half-done. */
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
+  private readonly accessListeners = new Set<(name: PluginName) => void>();
 
-  public constructor(private readonly config: PorticoConfig) {
-    this.store = new PluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE));
-  }
+  public constructor(
+    private readonly config: PorticoConfig,
+    @Inject(PLUGIN_STATE_STORE) private readonly store: PluginStateStore,
+  ) {}
 
   /** Reads PLUGINS_DIR again and reports which plugins appeared, disappeared or changed. */
   public scan(): Promise<RescanResult> {
-    return this.exclusive(() => this.rescan());
+    return this.queue.run(() => this.rescan());
   }
 
   /** Every known plugin, valid or not, sorted by name. */
@@ -68,13 +70,23 @@ export class PluginRegistry {
     return this.updateState(name, { enabled });
   }
 
-  /** Persists the roles allowed to use the plugin (empty = every user). */
-  public setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
-    return this.updateState(name, { roles: [...new Set(roles)].sort() });
+  /** Persists the roles allowed to use the plugin (empty = every user); tells `onAccessChange`. */
+  public async setAccess(name: PluginName, roles: readonly string[]): Promise<PluginDescriptor> {
+    const descriptor = await this.updateState(name, { roles: [...new Set(roles)].sort() });
+    for (const listener of [...this.accessListeners]) listener(name);
+    return descriptor;
+  }
+
+  /** Calls `listener(name)` after a plugin's access roles changed; returns an unsubscribe. */
+  public onAccessChange(listener: (name: PluginName) => void): () => void {
+    this.accessListeners.add(listener);
+    return () => {
+      this.accessListeners.delete(listener);
+    };
   }
 
   private updateState(name: PluginName, patch: Partial<PluginState>): Promise<PluginDescriptor> {
-    return this.exclusive(async () => {
+    return this.queue.run(async () => {
       const plugin = this.require(name);
       const states = new Map(await this.loadStates());
       const state: PluginState = {
@@ -109,12 +121,6 @@ export class PluginRegistry {
     const real = await realFileInside(plugin.dir, relPath);
     if (real === undefined) throw notFound;
     return real;
-  }
-
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(task, task);
-    this.tail = run.catch(() => undefined);
-    return run;
   }
 
   private async loadStates(): Promise<Map<PluginName, PluginState>> {

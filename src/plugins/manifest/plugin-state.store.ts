@@ -1,10 +1,12 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 
-import { Logger } from '@nestjs/common';
+import { Logger, Provider } from '@nestjs/common';
 
 import { writeFileAtomic } from '../../common/atomic-file';
-import type { PluginName } from '../plugin.types';
+import { PorticoConfig } from '../../config/portico-config';
+import type { PluginName } from '../shared/plugin.types';
+import { PLUGIN_STATE_FILE } from './manifest.constants';
 
 /** What is remembered about a plugin across restarts and rescans. */
 export interface PluginState {
@@ -18,11 +20,24 @@ interface PluginStateFile {
 }
 
 /**
- * The persisted enable flags (`DATA_DIR/plugins-state.json`). Writes are atomic (temp file,
- * fsync, rename), so a crash leaves either the old or the new file, never half of one.
+ * Where enable flags and access roles are kept across restarts and rescans: the registry's only
+ * way to the disk, injected under PLUGIN_STATE_STORE so tests (and other stores) can replace it.
  */
-export class PluginStateStore {
-  private readonly logger = new Logger(PluginStateStore.name);
+export interface PluginStateStore {
+  /** The stored states; empty when nothing was stored yet. */
+  load(): Promise<Map<PluginName, PluginState>>;
+  /** Replaces every stored state with `states`. */
+  save(states: ReadonlyMap<PluginName, PluginState>): Promise<void>;
+}
+
+export const PLUGIN_STATE_STORE = Symbol('PLUGIN_STATE_STORE');
+
+/**
+ * The embedded store: `DATA_DIR/plugins-state.json`. Writes are atomic (temp file, fsync,
+ * rename), so a crash leaves either the old or the new file, never half of one.
+ */
+export class FilePluginStateStore implements PluginStateStore {
+  private readonly logger = new Logger(FilePluginStateStore.name);
 
   public constructor(private readonly file: string) {}
 
@@ -83,3 +98,10 @@ export class PluginStateStore {
     await writeFileAtomic(this.file, Buffer.from(JSON.stringify(body, null, 2) + '\n'));
   }
 }
+
+export const pluginStateStoreProvider: Provider = {
+  provide: PLUGIN_STATE_STORE,
+  inject: [PorticoConfig],
+  useFactory: (config: PorticoConfig): PluginStateStore =>
+    new FilePluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE)),
+};

@@ -9,7 +9,7 @@ import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 
 import { PorticoConfig } from '../../config/portico-config';
 import { ChildLedger } from './child-ledger';
-import { Clock, CLOCK } from './clock';
+import { Clock, CLOCK } from '../../common/clock';
 import { PLUGIN_TAG_VARIABLE, PluginProcessTracker, TrackedServer } from './plugin-process-tracker';
 import { LinuxProcTable } from './proc-table';
 

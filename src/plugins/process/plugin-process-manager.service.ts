@@ -8,10 +8,10 @@ import { PorticoConfig } from '../../config/portico-config';
 import { debugEnabled } from '../../logging/debug-enabled';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginDescriptor } from '../manifest/plugin-descriptor';
-import type { PluginName } from '../plugin.types';
+import type { PluginName } from '../shared/plugin.types';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { PluginSecretsService } from '../secrets/plugin-secrets.service';
-import { Clock, CLOCK } from './clock';
+import { Clock, CLOCK } from '../../common/clock';
 import { LogLine, LogRingBuffer } from './log-ring-buffer';
 import {
   ExitInfo,

@@ -1,4 +1,4 @@
-import type { Clock, ClockTimer } from './clock';
+import type { Clock, ClockTimer } from '../../common/clock';
 import { PluginProcessRecord, ProcessIdentity, processesOf } from './plugin-processes';
 import type { ProcEntry, ProcTable } from './proc-table';
 

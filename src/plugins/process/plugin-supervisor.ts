@@ -1,5 +1,5 @@
-import type { PluginName } from '../plugin.types';
-import type { Clock, ClockTimer } from './clock';
+import type { PluginName } from '../shared/plugin.types';
+import type { Clock, ClockTimer } from '../../common/clock';
 import type { ChildHandle, OutputStream, ProcessSpawner, SpawnSpec } from './process-spawner';
 import { parseReadyLine } from './ready-line';
 import { backoffMs, SupervisionPolicy } from './supervision-policy';

@@ -26,11 +26,12 @@ import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { debugEnabled } from '../../logging/debug-enabled';
 import { redactUrl } from '../../logging/redact-url';
-import { PLUGIN_EXCEPTION_STATUS } from '../plugin-exception.mapping';
-import { PluginException, PluginExceptionCode } from '../plugin.exception';
-import { canAccess } from '../plugin-access';
-import { isPluginName } from '../plugin.types';
-import type { PluginName } from '../plugin.types';
+import { PLUGIN_EXCEPTION_STATUS } from '../shared/plugin-exception.mapping';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import { canAccess } from '../shared/plugin-access';
+import { isPluginName } from '../shared/plugin.types';
+import type { PluginName } from '../shared/plugin.types';
+import { PluginRegistry } from '../manifest/plugin-registry.service';
 import { PluginsService } from '../plugins.service';
 import type { ExitInfo } from '../process/plugin-supervisor';
 import { PluginProcessManager } from '../process/plugin-process-manager.service';
@@ -106,12 +107,13 @@ export class PluginProxyGateway
     private readonly config: PorticoConfig,
     private readonly verifier: TokenVerifier,
     private readonly plugins: PluginsService,
+    registry: PluginRegistry,
     private readonly processes: PluginProcessManager,
     private readonly identity: PluginIdentityService,
     private readonly metrics: PorticoMetrics,
   ) {
     this.debug = debugEnabled(config.LOG_LEVEL);
-    this.unsubscribeAccess = plugins.onAccessChange(this.onAccessChange);
+    this.unsubscribeAccess = registry.onAccessChange(this.onAccessChange);
   }
 
   public onApplicationBootstrap(): void {

@@ -1,6 +1,6 @@
 import { connect, Socket } from 'node:net';
 
-import { PluginException, PluginExceptionCode } from '../plugin.exception';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
 
 /** A plugin's answer to the forwarded WebSocket handshake. */
 export interface UpstreamHandshake {

@@ -4,7 +4,7 @@ import { join, sep } from 'node:path';
 import { Logger } from '@nestjs/common';
 
 import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
-import { isPluginName, PluginName } from '../plugin.types';
+import { isPluginName, PluginName } from '../shared/plugin.types';
 import { SECRET_VALUE_MAX_BYTES } from './secrets.constants';
 
 /** What reading one mounted file gave: a value, nothing, or a file that was ignored and why. */

@@ -5,8 +5,8 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 
 import type { Principal } from '../../auth/principal';
 import { PorticoConfig } from '../../config/portico-config';
-import type { PluginName } from '../plugin.types';
-import { Clock, CLOCK, systemClock } from '../process/clock';
+import type { PluginName } from '../shared/plugin.types';
+import { Clock, CLOCK, systemClock } from '../../common/clock';
 import { derivePluginIdentitySecret, IDENTITY_SCHEME, identityMessage } from './plugin-identity';
 
 /** Headers that tell a plugin who is calling, signed with that plugin's own identity key. */

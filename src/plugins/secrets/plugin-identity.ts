@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 
-import type { PluginName } from '../plugin.types';
+import type { PluginName } from '../shared/plugin.types';
 
 const IDENTITY_SALT = 'portico/plugin-identity/v1';
 

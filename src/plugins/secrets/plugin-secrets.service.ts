@@ -15,7 +15,7 @@ import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
 import { isReservedSecretKey } from '../manifest/manifest.validators';
 import { PluginRegistry } from '../manifest/plugin-registry.service';
 import type { SecretDeclarationDto } from '../manifest/secret-declaration.dto';
-import type { PluginName } from '../plugin.types';
+import type { PluginName } from '../shared/plugin.types';
 import type { SecretView } from '../plugin-view';
 import { SpawnPreconditionError } from '../process/plugin-supervisor';
 import { MountedSecrets } from './mounted-secrets';

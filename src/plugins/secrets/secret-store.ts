@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import type { BigIntStats } from 'node:fs';
 
 import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
-import { isPluginName, PluginName } from '../plugin.types';
+import { isPluginName, PluginName } from '../shared/plugin.types';
 import {
   AtomicFileOps,
   isTempFileOf,

@@ -18,7 +18,8 @@ import { Logger } from '@nestjs/common';
 
 import { PorticoConfig } from '../../../src/config/portico-config';
 import { PluginRegistry } from '../../../src/plugins/manifest/plugin-registry.service';
-import { PluginException, PluginExceptionCode } from '../../../src/plugins/plugin.exception';
+import { registryFor } from '../../helpers/registry';
+import { PluginException, PluginExceptionCode } from '../../../src/plugins/shared/plugin.exception';
 
 describe('PluginRegistry', () => {
   let root: string;
@@ -29,7 +30,7 @@ describe('PluginRegistry', () => {
 
   const config = (): PorticoConfig =>
     Object.assign(new PorticoConfig(), { PLUGINS_DIR: pluginsDir, DATA_DIR: dataDir });
-  const newRegistry = (): PluginRegistry => new PluginRegistry(config());
+  const newRegistry = (): PluginRegistry => registryFor(config());
 
   /** Writes a plugin folder; `manifest` is JSON-encoded unless it is a string. */
   function plugin(

@@ -15,7 +15,8 @@ import {
 
 import { PorticoConfig } from '../../../src/config/portico-config';
 import { PluginRegistry } from '../../../src/plugins/manifest/plugin-registry.service';
-import { PluginException, PluginExceptionCode } from '../../../src/plugins/plugin.exception';
+import { registryFor } from '../../helpers/registry';
+import { PluginException, PluginExceptionCode } from '../../../src/plugins/shared/plugin.exception';
 import { SpawnPreconditionError } from '../../../src/plugins/process/plugin-supervisor';
 import { PluginSecretsService } from '../../../src/plugins/secrets/plugin-secrets.service';
 import { writeSecretVolume } from './kubernetes-volume';
@@ -92,7 +93,7 @@ describe('PluginSecretsService', () => {
     ]);
     plugin('assistant', [{ key: 'MODEL_KEY', required: true }]);
     plugin('plain', []);
-    registry = new PluginRegistry(config());
+    registry = registryFor(config());
     await registry.scan();
   });
 

@@ -10,6 +10,7 @@ import { Logger } from '@nestjs/common';
 import { PorticoConfig } from '../../../src/config/portico-config';
 import { PorticoMetrics } from '../../../src/metrics/portico-metrics';
 import { PluginRegistry } from '../../../src/plugins/manifest/plugin-registry.service';
+import { registryFor } from '../../helpers/registry';
 import { PluginProcessManager } from '../../../src/plugins/process/plugin-process-manager.service';
 import { PluginIdentityService } from '../../../src/plugins/secrets/plugin-identity.service';
 import { PluginSecretsService } from '../../../src/plugins/secrets/plugin-secrets.service';
@@ -55,7 +56,7 @@ describe('secret values held by a plugin process', () => {
       SECRETS_KEY: randomBytes(32).toString('base64'),
       LOG_LEVEL: 'silent',
     });
-    registry = new PluginRegistry(config);
+    registry = registryFor(config);
     await registry.scan();
     secrets = new PluginSecretsService(config, registry);
     await secrets.load();

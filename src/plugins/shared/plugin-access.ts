@@ -1,5 +1,5 @@
-import { ADMIN_ROLE, Principal } from '../auth/principal';
-import type { PluginDescriptor } from './manifest/plugin-descriptor';
+import { ADMIN_ROLE, Principal } from '../../auth/principal';
+import type { PluginDescriptor } from '../manifest/plugin-descriptor';
 import { PluginException, PluginExceptionCode } from './plugin.exception';
 
 /**
