@@ -2,11 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import { STATUS_CODES } from 'node:http';
 import type { Response } from 'express';
 
-import {
-  PLUGIN_EXCEPTION_STATUS,
-  RETRY_AFTER_SECONDS,
-} from '../plugins/shared/plugin-exception.mapping';
-import { PluginException, PluginExceptionCode } from '../plugins/shared/plugin.exception';
+import { DomainException } from './domain-exception';
 
 /** Every HTTP error leaves as `{ statusCode, error, message }` (CONTRACT.md §3). */
 @Catch()
@@ -17,8 +13,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const res = host.switchToHttp().getResponse<Response>();
     let status = 500;
     let message: string | string[] = 'Internal server error';
-    if (exception instanceof PluginException) {
-      sendPluginError(res, exception);
+    if (exception instanceof DomainException) {
+      sendDomainError(res, exception);
       return;
     }
     if (exception instanceof HttpException) {
@@ -44,9 +40,9 @@ export function sendError(res: Response, status: number, message: string | strin
   res.status(status).json({ statusCode: status, error: STATUS_CODES[status] ?? 'Error', message });
 }
 
-/** The HTTP answer for a PluginException (status, Retry-After for 503). */
-export function sendPluginError(res: Response, exception: PluginException): void {
-  if (exception.code === PluginExceptionCode.NOT_RUNNING && !res.headersSent)
-    res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS));
-  sendError(res, PLUGIN_EXCEPTION_STATUS[exception.code].http, exception.message);
+/** The HTTP answer a DomainException carries (its status, and headers such as Retry-After). */
+export function sendDomainError(res: Response, exception: DomainException): void {
+  if (!res.headersSent)
+    for (const [name, value] of Object.entries(exception.httpHeaders)) res.setHeader(name, value);
+  sendError(res, exception.httpStatus, exception.message);
 }

@@ -26,8 +26,11 @@ import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { debugEnabled } from '../../logging/debug-enabled';
 import { redactUrl } from '../../logging/redact-url';
-import { PLUGIN_EXCEPTION_STATUS } from '../shared/plugin-exception.mapping';
-import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import {
+  PLUGIN_EXCEPTION_STATUS,
+  PluginException,
+  PluginExceptionCode,
+} from '../shared/plugin.exception';
 import { canAccess } from '../shared/plugin-access';
 import { isPluginName } from '../shared/plugin.types';
 import type { PluginName } from '../shared/plugin.types';

@@ -7,11 +7,14 @@ import type { Request, Response } from 'express';
 
 import { CurrentUser } from '../../auth/current-user.decorator';
 import type { Principal } from '../../auth/principal';
-import { sendError, sendPluginError } from '../../common/http-exception.filter';
+import { sendError, sendDomainError } from '../../common/http-exception.filter';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
-import { PLUGIN_EXCEPTION_STATUS } from '../shared/plugin-exception.mapping';
-import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import {
+  PLUGIN_EXCEPTION_STATUS,
+  PluginException,
+  PluginExceptionCode,
+} from '../shared/plugin.exception';
 import { PluginsService } from '../plugins.service';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { PluginSecretsService } from '../secrets/plugin-secrets.service';
@@ -106,7 +109,7 @@ export class RpcProxyController implements OnApplicationShutdown {
       if (res.headersSent) res.destroy();
       else {
         this.logger.warn({ plugin: name, event: 'rpc_failed', reason: err.message });
-        sendPluginError(res, err);
+        sendDomainError(res, err);
       }
     };
 

@@ -1,3 +1,5 @@
+import { DomainException } from '../../common/domain-exception';
+
 export enum PluginExceptionCode {
   /** No plugin of that name (HTTP 404, WebSocket 4404). */
   UNKNOWN_PLUGIN = 'UNKNOWN_PLUGIN',
@@ -13,15 +15,54 @@ export enum PluginExceptionCode {
   FORBIDDEN = 'FORBIDDEN',
   /** No such file inside the plugin folder (HTTP 404). */
   FILE_NOT_FOUND = 'FILE_NOT_FOUND',
+  /** The request names something the plugin does not have or breaks a rule (HTTP 400). */
+  INVALID_REQUEST = 'INVALID_REQUEST',
+  /** The plugin declares that secret, but no value is set (HTTP 404). */
+  SECRET_NOT_SET = 'SECRET_NOT_SET',
+  /**
+   * A value the plugin needs cannot be had: a required secret is missing, the store is
+   * unreadable or SECRETS_KEY is not set (HTTP 409; at spawn, the plugin becomes `failed`).
+   */
+  SECRETS_UNAVAILABLE = 'SECRETS_UNAVAILABLE',
 }
 
-/** The one error type plugin-facing code throws; mapped to HTTP and WebSocket codes in one place. */
-export class PluginException extends Error {
+/** HTTP status and WebSocket close code for each PluginExceptionCode (CONTRACT.md §3, §4). */
+export const PLUGIN_EXCEPTION_STATUS: Record<PluginExceptionCode, { http: number; ws: number }> = {
+  [PluginExceptionCode.UNKNOWN_PLUGIN]: { http: 404, ws: 4404 },
+  [PluginExceptionCode.FILE_NOT_FOUND]: { http: 404, ws: 4404 },
+  [PluginExceptionCode.NOT_RUNNING]: { http: 503, ws: 4503 },
+  [PluginExceptionCode.UPSTREAM_REFUSED]: { http: 502, ws: 4502 },
+  [PluginExceptionCode.UPSTREAM_TIMEOUT]: { http: 504, ws: 4504 },
+  [PluginExceptionCode.CONFLICT]: { http: 409, ws: 4409 },
+  [PluginExceptionCode.FORBIDDEN]: { http: 403, ws: 4403 },
+  [PluginExceptionCode.INVALID_REQUEST]: { http: 400, ws: 4400 },
+  [PluginExceptionCode.SECRET_NOT_SET]: { http: 404, ws: 4404 },
+  [PluginExceptionCode.SECRETS_UNAVAILABLE]: { http: 409, ws: 4409 },
+};
+
+/** Seconds a client should wait before retrying a plugin that is not running. */
+export const RETRY_AFTER_SECONDS = 2;
+
+/**
+ * The one error type plugin-facing code throws; its HTTP status and WebSocket close code come
+ * from one table (plugin-exception.mapping.ts).
+ */
+export class PluginException extends DomainException {
   public constructor(
     public readonly code: PluginExceptionCode,
     message: string,
   ) {
     super(message);
     this.name = 'PluginException';
+  }
+
+  public get httpStatus(): number {
+    return PLUGIN_EXCEPTION_STATUS[this.code].http;
+  }
+
+  public override get httpHeaders(): Readonly<Record<string, string>> {
+    return this.code === PluginExceptionCode.NOT_RUNNING
+      ? { 'Retry-After': String(RETRY_AFTER_SECONDS) }
+      : {};
   }
 }
