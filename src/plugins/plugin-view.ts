@@ -1,14 +1,8 @@
 import type { ManifestDto } from './manifest/manifest.dto';
 import type { PluginDescriptor } from './manifest/plugin-descriptor';
+import { rpcBaseUrl } from './proxy/rpc-path';
+import type { SecretView } from './secrets/secret-view';
 import type { PluginStatus } from './shared/plugin.types';
-
-export interface SecretView {
-  readonly key: string;
-  readonly required: boolean;
-  readonly set: boolean;
-  /** Where the value comes from once set: `file` (mounted) or `store`. */
-  readonly source: 'file' | 'store' | null;
-}
 
 /** A plugin as the API lists it: manifest fields plus host state, never a secret value. */
 export interface PluginView {
@@ -86,7 +80,7 @@ export function toPluginView(
         ? { entry: `/api/plugins/${descriptor.name}/assets/${manifest.entry}` }
         : {}),
       ws: `/plugin-ws/${descriptor.name}`,
-      rpc: `/api/plugins/${descriptor.name}/rpc/`,
+      rpc: rpcBaseUrl(descriptor.name),
     },
     access: { roles: descriptor.accessRoles, allowed: state.allowed },
   };

@@ -10,6 +10,9 @@ import { NodeProcessSpawner } from './process/node-process-spawner';
 import { PluginProcessManager } from './process/plugin-process-manager.service';
 import { PROCESS_SPAWNER } from './process/process-spawner';
 import { PluginProxyGateway } from './proxy/plugin-proxy.gateway';
+import { PluginUpstreams } from './proxy/plugin-upstreams';
+import { RelayRegistry } from './proxy/relay-registry';
+import { upstreamDialerProvider } from './proxy/upstream-dialer';
 import { RpcProxyController } from './proxy/rpc-proxy.controller';
 import { PluginIdentityService } from './secrets/plugin-identity.service';
 import { SecretsController } from './secrets/secrets.controller';
@@ -26,6 +29,9 @@ import { SECRETS_PROVIDERS } from './secrets/secrets.providers';
     ...SECRETS_PROVIDERS,
     PluginProcessManager,
     PluginsService,
+    PluginUpstreams,
+    RelayRegistry,
+    upstreamDialerProvider,
     PluginProxyGateway,
   ],
   exports: [PluginsService],

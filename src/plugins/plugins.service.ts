@@ -5,23 +5,14 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 
-import type { Principal } from '../auth/principal';
 import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
-import { assertAccess } from './shared/plugin-access';
 import { PluginRegistry } from './manifest/plugin-registry.service';
 import { PluginException, PluginExceptionCode } from './shared/plugin.exception';
+import { pluginStatus } from './shared/plugin-status';
 import type { PluginName, PluginStatus } from './shared/plugin.types';
 import type { LogLine } from './process/log-ring-buffer';
 import { PluginProcessManager } from './process/plugin-process-manager.service';
 import { PluginSecretsService } from './secrets/plugin-secrets.service';
-
-/** Where a running plugin's server can be reached. */
-export interface UpstreamTarget {
-  readonly descriptor: PluginDescriptor;
-  readonly port: number;
-  /** Process generation, to tell which process a connection belonged to. */
-  readonly generation: number;
-}
 
 /**
  * Ties discovery to supervision: what is discovered, enabled and has a server is started;
@@ -89,9 +80,7 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
   }
 
   public status(descriptor: PluginDescriptor): PluginStatus {
-    if (descriptor.invalidReason !== undefined) return 'invalid';
-    if (!descriptor.enabled) return 'disabled';
-    return this.processes.snapshot(descriptor.name)?.state ?? 'stopped';
+    return pluginStatus(descriptor, this.processes.snapshot(descriptor.name)?.state);
   }
 
   public async setEnabled(name: PluginName, enabled: boolean): Promise<PluginDescriptor> {
@@ -139,24 +128,6 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
 
   public lastError(name: PluginName): string | undefined {
     return this.processes.snapshot(name)?.lastError;
-  }
-
-  /** The running server of a plugin for this user, or UNKNOWN_PLUGIN / FORBIDDEN / NOT_RUNNING. */
-  public upstream(name: PluginName, user: Principal): UpstreamTarget {
-    const descriptor = this.registry.get(name);
-    if (descriptor === undefined || descriptor.invalidReason !== undefined) {
-      throw new PluginException(PluginExceptionCode.UNKNOWN_PLUGIN, `unknown plugin ${name}`);
-    }
-    assertAccess(descriptor, user);
-    const snapshot = this.processes.snapshot(name);
-    if (snapshot?.state !== 'running' || snapshot.port === undefined) {
-      const status = this.status(descriptor);
-      throw new PluginException(
-        PluginExceptionCode.NOT_RUNNING,
-        `plugin ${name} is not running (${descriptor.manifest?.server === undefined ? 'no server' : status})`,
-      );
-    }
-    return { descriptor, port: snapshot.port, generation: snapshot.generation };
   }
 
   public get discovered(): boolean {

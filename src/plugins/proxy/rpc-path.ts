@@ -1,7 +1,12 @@
 import { stripTokenQuery } from '../../auth/credential-extractor';
 
+/** Where the plugin API lives: `/api/plugins/<name>/…` (docs/plugin-contract.md §3). */
+export const PLUGINS_API = 'api/plugins';
+/** The RPC route under PLUGINS_API, as Nest (path-to-regexp 8) spells it. */
+export const RPC_ROUTE = ':name/rpc{/*path}';
+
 /** `/api/plugins/<name>/rpc[/<path>][?<query>]`, exactly as the route is spelled (case matters). */
-const RPC_TARGET = /^\/api\/plugins\/([^/?#]+)\/rpc(\/[^?#]*)?(\?[^#]*)?(?:#.*)?$/;
+const RPC_TARGET = new RegExp(`^/${PLUGINS_API}/([^/?#]+)/rpc(/[^?#]*)?(\\?[^#]*)?(?:#.*)?$`);
 /** The scheme and authority of an absolute-form request target (RFC 9112 §3.2.2). */
 const ABSOLUTE_FORM = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/;
 
@@ -29,4 +34,9 @@ export function rpcUpstreamPath(rawTarget: string, name: string): string | undef
 /** True for any plugin's RPC route as the contract spells it (whose bodies stream through). */
 export function isRpcPath(path: string): boolean {
   return RPC_TARGET.test(path);
+}
+
+/** The base URL of a plugin's RPC route, as the API tells clients (`/api/plugins/<name>/rpc/`). */
+export function rpcBaseUrl(name: string): string {
+  return `/${PLUGINS_API}/${name}/rpc/`;
 }

@@ -15,7 +15,6 @@ import {
   PluginException,
   PluginExceptionCode,
 } from '../shared/plugin.exception';
-import { PluginsService } from '../plugins.service';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { PluginSecretsService } from '../secrets/plugin-secrets.service';
 import {
@@ -24,7 +23,8 @@ import {
   forwardingHeaders,
   isHopByHopResponseHeader,
 } from './forwarded-headers';
-import { rpcUpstreamPath } from './rpc-path';
+import { PluginUpstreams } from './plugin-upstreams';
+import { PLUGINS_API, RPC_ROUTE, rpcUpstreamPath } from './rpc-path';
 
 /** Answered by Portico itself (Node's server sends `100 Continue`), so not forwarded. */
 const RPC_OMIT: ReadonlySet<string> = new Set(['expect']);
@@ -34,14 +34,14 @@ const RPC_OMIT: ReadonlySet<string> = new Set(['expect']);
  * server. Bodies are piped both ways and never buffered; status, headers and body of the
  * plugin's answer are passed back as they are.
  */
-@Controller('api/plugins')
+@Controller(PLUGINS_API)
 export class RpcProxyController implements OnApplicationShutdown {
   private readonly logger = new Logger(RpcProxyController.name);
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 32 });
 
   public constructor(
     private readonly config: PorticoConfig,
-    private readonly plugins: PluginsService,
+    private readonly upstreams: PluginUpstreams,
     private readonly identity: PluginIdentityService,
     private readonly secrets: PluginSecretsService,
     private readonly metrics: PorticoMetrics,
@@ -51,7 +51,7 @@ export class RpcProxyController implements OnApplicationShutdown {
     this.agent.destroy();
   }
 
-  @All(':name/rpc{/*path}')
+  @All(RPC_ROUTE)
   public proxy(
     @Param('name') name: string,
     @CurrentUser() user: Principal,
@@ -71,7 +71,7 @@ export class RpcProxyController implements OnApplicationShutdown {
       sendError(res, 400, 'ambiguous request framing (Content-Length / Transfer-Encoding)');
       return;
     }
-    const target = this.plugins.upstream(name, user);
+    const target = this.upstreams.upstream(name, user);
     const headers = forwardableHeaders(
       req.headers,
       [

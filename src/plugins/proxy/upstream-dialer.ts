@@ -1,30 +1,44 @@
 import { connect, Socket } from 'node:net';
 
-import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import type { Provider } from '@nestjs/common';
 
-/** A plugin's answer to the forwarded WebSocket handshake. */
-export interface UpstreamHandshake {
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
+import { parseResponseHead, UpstreamAnswer } from './ws-handshake';
+
+/** A plugin's answer to the forwarded WebSocket handshake, with the connection it came on. */
+export interface UpstreamHandshake extends UpstreamAnswer {
   readonly socket: Socket;
-  readonly statusCode: number;
-  /** Lower-cased header names; repeated headers joined with ", ". */
-  readonly headers: Record<string, string>;
   /** Bytes the plugin sent after its response head (already frames). */
   readonly rest: Buffer;
 }
 
 export interface DialOptions {
   readonly port: number;
-  /** Request target, e.g. `/ws/sub?x=1`. */
-  readonly path: string;
-  readonly headers: Record<string, string | string[]>;
+  /** The whole request head to send (ws-handshake.ts `upstreamRequestHead`). */
+  readonly head: string;
   readonly timeoutMs: number;
 }
+
+/**
+ * How the WebSocket proxy reaches a plugin: the one network side effect of a handshake, as a
+ * provider (UPSTREAM_DIALER) a test can replace.
+ */
+export interface UpstreamDialer {
+  dial(options: DialOptions): Promise<UpstreamHandshake>;
+}
+
+export const UPSTREAM_DIALER = Symbol('UPSTREAM_DIALER');
+
+export const upstreamDialerProvider: Provider = {
+  provide: UPSTREAM_DIALER,
+  useValue: { dial: dialUpstream } satisfies UpstreamDialer,
+};
 
 const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 /**
- * Opens a TCP connection to the plugin on 127.0.0.1 and performs the HTTP upgrade request,
+ * Opens a TCP connection to the plugin on 127.0.0.1, sends the upgrade request head,
  * resolving with the plugin's response once its head is complete. The socket is returned paused
  * and without listeners, ready to be spliced. Failures are PluginExceptions:
  * UPSTREAM_REFUSED (connection refused, closed, malformed answer) or UPSTREAM_TIMEOUT.
@@ -68,7 +82,7 @@ export function dialUpstream(options: DialOptions): Promise<UpstreamHandshake> {
           fail(PluginExceptionCode.UPSTREAM_REFUSED, 'plugin handshake response too large');
         return;
       }
-      const parsed = parseHead(received.subarray(0, end).toString('latin1'));
+      const parsed = parseResponseHead(received.subarray(0, end).toString('latin1'));
       if (parsed === undefined) {
         fail(PluginExceptionCode.UPSTREAM_REFUSED, 'plugin sent a malformed handshake response');
         return;
@@ -81,41 +95,6 @@ export function dialUpstream(options: DialOptions): Promise<UpstreamHandshake> {
     socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.on('connect', () =>
-      socket.write(requestHead(options.path, options.port, options.headers)),
-    );
+    socket.on('connect', () => socket.write(options.head));
   });
-}
-
-function requestHead(
-  path: string,
-  port: number,
-  headers: Record<string, string | string[]>,
-): string {
-  let head = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n`;
-  for (const [name, value] of Object.entries(headers)) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      // Header injection is impossible from parsed values, but be strict anyway.
-      if (/[\r\n]/.test(v)) continue;
-      head += `${name}: ${v}\r\n`;
-    }
-  }
-  return head + '\r\n';
-}
-
-function parseHead(
-  head: string,
-): { statusCode: number; headers: Record<string, string> } | undefined {
-  const lines = head.split('\r\n');
-  const status = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-  if (status === null) return undefined;
-  const headers: Record<string, string> = {};
-  for (const line of lines.slice(1)) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) return undefined;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
-  }
-  return { statusCode: Number(status[1]), headers };
 }

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 
 import type { Principal } from '../../auth/principal';
-import { FeedResult, FrameTracker, FrameViolation } from './frame-tracker';
+import { FeedResult, FrameTracker, FrameTrackerOptions, FrameViolation } from './frame-tracker';
 import { CloseCode, closeFrame, controlFrame, Opcode } from './ws-frame';
 
 /** How long a closing side may take to flush before its socket is destroyed. */
@@ -64,37 +64,124 @@ export interface RelayHooks {
 }
 
 /**
+ * One direction of a relay: bytes from `source` to `dest`, the frame tracker that follows
+ * their boundaries, and everything known about `dest` as a destination (a close frame waiting
+ * for a boundary, whether writing to it ended, whether it closed, its corking this turn).
+ * Each socket is the destination of exactly one direction, so this is all per-socket state.
+ */
+class Direction {
+  public readonly tracker: FrameTracker;
+  /** A header byte held back until the byte after it shows the frame is allowed (client only). */
+  private held: Buffer | undefined;
+  /** A close frame waiting for a frame boundary before it goes to `dest`. */
+  public pendingClose: Buffer | undefined;
+  /** Nothing more is written to `dest` (its close frame left, or it was cut). */
+  public done = false;
+  /** `dest` emitted 'close'. */
+  public destClosed = false;
+  /** Written to in this event-loop turn: later writes in the same turn are corked. */
+  private touched = false;
+  private corked = false;
+
+  public constructor(
+    public readonly source: Socket,
+    public readonly dest: Socket,
+    trackerOptions: FrameTrackerOptions,
+    /** Frames Portico writes towards a server (the plugin) must be masked. */
+    private readonly masked: boolean,
+    private readonly relay: WsRelay,
+  ) {
+    this.tracker = new FrameTracker(trackerOptions);
+  }
+
+  /** Writing to `dest` is over, one way or another. */
+  public get finished(): boolean {
+    return this.done || this.destClosed;
+  }
+
+  /**
+   * Forwards what of `data` may go to `dest` and returns the tracker's verdict; on `cut`, the
+   * caller decides what happens to the rest (`result.at` bytes of `chunk` may still go out).
+   */
+  public forward(data: Buffer): { chunk: Buffer; result: FeedResult } {
+    let chunk = data;
+    if (this.held !== undefined) {
+      chunk = Buffer.concat([this.held, data]);
+      this.held = undefined;
+    }
+    const result = this.tracker.feed(chunk);
+    if (result.kind === 'cut') return { chunk, result };
+    let out = chunk;
+    if (result.kind === 'hold') {
+      this.held = Buffer.from(chunk.subarray(chunk.length - result.bytes));
+      out = chunk.subarray(0, chunk.length - result.bytes);
+      if (out.length === 0) return { chunk, result };
+    }
+    this.write(out);
+    this.flushClose();
+    return { chunk, result };
+  }
+
+  /**
+   * The turn's first write goes out at once (no added latency); later ones are corked and leave
+   * together in one writev when the relay flushes at the end of the turn.
+   */
+  public write(chunk: Buffer): void {
+    if (!this.touched) {
+      this.touched = true;
+      this.relay.scheduleFlush();
+    } else if (!this.corked) {
+      this.corked = true;
+      this.dest.cork();
+    }
+    this.dest.write(chunk);
+  }
+
+  /** Queues a close frame for `dest`; it leaves at the next frame boundary. */
+  public sendClose(code: number, reason: string): void {
+    this.pendingClose = closeFrame(code, reason, this.masked);
+    this.flushClose();
+  }
+
+  public flushClose(): void {
+    const frame = this.pendingClose;
+    if (frame === undefined || !this.tracker.atBoundary) return;
+    this.pendingClose = undefined;
+    this.done = true;
+    this.dest.end(frame);
+  }
+
+  /** End of the turn: uncork `dest`, and pause `source` if `dest` has too much queued. */
+  public flushWrites(): void {
+    this.touched = false;
+    if (this.corked) {
+      this.corked = false;
+      this.dest.uncork();
+    }
+    if (this.dest.writableLength > PAUSE_AT_BYTES) this.source.pause();
+  }
+}
+
+/**
  * Splices an accepted client WebSocket to its plugin's WebSocket byte for byte, after both
  * handshakes are done. Frame headers are followed in both directions (never payloads), which is
  * enough to inject close and ping frames between frames, to enforce the message size limit, and
  * to tell a clean close from a vanished peer. Backpressure is the sockets' own: a side whose
- * destination is full is paused until it drains.
+ * destination is full is paused until it drains. What it does and why, with measurements:
+ * docs/relay-profile.md.
  */
 export class WsRelay {
   public readonly plugin: string;
   public readonly generation: number;
   public readonly user: Principal;
-  private readonly toUpstream: FrameTracker;
-  private readonly toClient: FrameTracker;
-  /** A client header byte held back until the byte after it shows the frame is allowed. */
-  private clientHeld: Buffer | undefined;
+  private readonly toUpstream: Direction;
+  private readonly toClient: Direction;
   private sessionTimer: NodeJS.Timeout | undefined;
-  /** Close frames waiting for a frame boundary in their direction. */
-  private pendingClientClose: Buffer | undefined;
-  private pendingUpstreamClose: Buffer | undefined;
-  private clientDone = false;
-  private upstreamDone = false;
-  private clientClosed = false;
-  private upstreamClosed = false;
   private clientHeard = true;
   private pingOutstanding = false;
   private missedPongs = 0;
   private flushTimer: NodeJS.Timeout | undefined;
-  /** Written to in this event-loop turn: later writes in the same turn are corked. */
-  private clientTouched = false;
-  private upstreamTouched = false;
-  private clientCorked = false;
-  private upstreamCorked = false;
+  private flushQueued = false;
 
   public constructor(
     options: RelayOptions,
@@ -106,8 +193,14 @@ export class WsRelay {
     this.generation = options.generation;
     this.user = options.user;
     const { maxMessageBytes } = options;
-    this.toUpstream = new FrameTracker({ maxMessageBytes, fromClient: true });
-    this.toClient = new FrameTracker({ maxMessageBytes });
+    this.toUpstream = new Direction(
+      client,
+      upstream,
+      { maxMessageBytes, fromClient: true },
+      true,
+      this,
+    );
+    this.toClient = new Direction(upstream, client, { maxMessageBytes }, false, this);
   }
 
   /** Starts relaying; `clientHead`/`upstreamHead` are bytes each side sent after its handshake. */
@@ -131,12 +224,12 @@ export class WsRelay {
 
   /** Sends the client a close frame (at the next frame boundary) and ends its socket. */
   public closeClient(code: number, reason: string): void {
-    if (this.clientDone || this.clientClosed) return;
-    this.pendingClientClose = closeFrame(code, reason, false);
-    this.flushClientClose();
+    if (this.toClient.finished) return;
+    this.toClient.sendClose(code, reason);
     // The plugin is gone in the middle of a frame: that frame can't be finished without
     // delivering made-up bytes, so the client's connection is reset instead (it sees 1006).
-    if (this.pendingClientClose !== undefined && this.upstreamClosed) this.client.destroy();
+    if (this.toClient.pendingClose !== undefined && this.toUpstream.destClosed)
+      this.client.destroy();
     else this.armFlushTimer();
   }
 
@@ -165,7 +258,7 @@ export class WsRelay {
 
   /** Keepalive, called on a shared interval: ping an idle client, drop one that stopped answering. */
   public tick(): void {
-    if (this.clientDone || this.clientClosed) return;
+    if (this.toClient.finished) return;
     if (this.clientHeard) {
       this.clientHeard = false;
       this.pingOutstanding = false;
@@ -180,10 +273,20 @@ export class WsRelay {
         return;
       }
     }
-    if (this.toClient.atBoundary && this.pendingClientClose === undefined) {
+    if (this.toClient.tracker.atBoundary && this.toClient.pendingClose === undefined) {
       this.client.write(controlFrame(Opcode.Ping, PING_PAYLOAD, false));
       this.pingOutstanding = true;
     }
+  }
+
+  /** Queues this relay's end-of-turn flush (see `Direction.write`). */
+  public scheduleFlush(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    corked.add(this);
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(flushCorked);
   }
 
   /**
@@ -192,84 +295,32 @@ export class WsRelay {
    * system calls), and pauses a source whose destination has too much queued.
    */
   public flushWrites(): void {
-    this.clientTouched = false;
-    this.upstreamTouched = false;
-    if (this.clientCorked) {
-      this.clientCorked = false;
-      this.client.uncork();
-    }
-    if (this.upstreamCorked) {
-      this.upstreamCorked = false;
-      this.upstream.uncork();
-    }
-    if (this.client.writableLength > PAUSE_AT_BYTES) this.upstream.pause();
-    if (this.upstream.writableLength > PAUSE_AT_BYTES) this.client.pause();
+    this.flushQueued = false;
+    this.toClient.flushWrites();
+    this.toUpstream.flushWrites();
   }
 
   public get isClosed(): boolean {
-    return this.clientClosed && this.upstreamClosed;
+    return this.toClient.destClosed && this.toUpstream.destClosed;
   }
 
   private closeUpstream(code: number, reason: string): void {
-    if (this.upstreamDone || this.upstreamClosed) return;
-    this.pendingUpstreamClose = closeFrame(code, reason, true);
-    this.flushUpstreamClose();
+    if (this.toUpstream.finished) return;
+    this.toUpstream.sendClose(code, reason);
     this.armFlushTimer();
   }
 
   private fromClient(data: Buffer): void {
     this.clientHeard = true;
-    if (this.upstreamDone || this.upstreamClosed) return;
-    let chunk = data;
-    if (this.clientHeld !== undefined) {
-      chunk = Buffer.concat([this.clientHeld, data]);
-      this.clientHeld = undefined;
-    }
-    const result = this.toUpstream.feed(chunk);
-    if (result.kind === 'hold') {
-      this.clientHeld = Buffer.from(chunk.subarray(chunk.length - result.bytes));
-      chunk = chunk.subarray(0, chunk.length - result.bytes);
-      if (chunk.length === 0) return;
-    }
-    if (result.kind !== 'cut') {
-      // The turn's first chunk goes out at once (no added latency); later ones are batched.
-      if (!this.upstreamTouched) {
-        this.upstreamTouched = true;
-        this.scheduleFlush();
-      } else if (!this.upstreamCorked) {
-        this.upstreamCorked = true;
-        this.upstream.cork();
-      }
-      this.upstream.write(chunk);
-      this.flushUpstreamClose();
-      return;
-    }
-    this.onClientViolation(chunk, result);
+    if (this.toUpstream.finished) return;
+    const { chunk, result } = this.toUpstream.forward(data);
+    if (result.kind === 'cut') this.onClientViolation(chunk, result);
   }
 
-  private fromUpstream(chunk: Buffer): void {
-    if (this.clientDone) return;
-    const result = this.toClient.feed(chunk);
-    if (result.kind === 'cut') {
-      this.onUpstreamViolation(chunk, result);
-      return;
-    }
-    if (!this.clientTouched) {
-      this.clientTouched = true;
-      this.scheduleFlush();
-    } else if (!this.clientCorked) {
-      this.clientCorked = true;
-      this.client.cork();
-    }
-    this.client.write(chunk);
-    this.flushClientClose();
-  }
-
-  private scheduleFlush(): void {
-    corked.add(this);
-    if (flushScheduled) return;
-    flushScheduled = true;
-    setImmediate(flushCorked);
+  private fromUpstream(data: Buffer): void {
+    if (this.toClient.done) return;
+    const { chunk, result } = this.toClient.forward(data);
+    if (result.kind === 'cut') this.onUpstreamViolation(chunk, result);
   }
 
   /** A client frame broke a rule or the size limit: none of it reaches the plugin. */
@@ -280,13 +331,13 @@ export class WsRelay {
     this.hooks.ended(this, code, reason);
     // The offending frame was not forwarded, so the plugin's stream ends on a frame boundary.
     if (result.clean) this.closeUpstream(code, reason);
-    this.upstreamDone = true;
-    if (this.pendingUpstreamClose === undefined) this.upstream.destroy();
+    this.toUpstream.done = true;
+    if (this.toUpstream.pendingClose === undefined) this.upstream.destroy();
     this.client.pause();
     this.closeClient(code, reason);
   }
 
-  /** The plugin sent a message over the limit (CONTRACT.md §4 "to or from"): both sides close. */
+  /** The plugin sent a message over the limit (docs/plugin-contract.md §4 "to or from"): both sides close. */
   private onUpstreamViolation(chunk: Buffer, result: Extract<FeedResult, { kind: 'cut' }>): void {
     if (result.at > 0) this.client.write(chunk.subarray(0, result.at));
     const code = violationCode(result.violation);
@@ -297,30 +348,14 @@ export class WsRelay {
     if (result.clean) this.closeClient(code, reason);
     else {
       // Part of the frame already reached the client: no close frame can follow it.
-      this.clientDone = true;
+      this.toClient.done = true;
       this.client.destroy();
     }
   }
 
-  private flushClientClose(): void {
-    const frame = this.pendingClientClose;
-    if (frame === undefined || !this.toClient.atBoundary) return;
-    this.pendingClientClose = undefined;
-    this.clientDone = true;
-    this.client.end(frame);
-  }
-
-  private flushUpstreamClose(): void {
-    const frame = this.pendingUpstreamClose;
-    if (frame === undefined || !this.toUpstream.atBoundary) return;
-    this.pendingUpstreamClose = undefined;
-    this.upstreamDone = true;
-    this.upstream.end(frame);
-  }
-
   /** The client finished sending: after its close frame that is the normal end, else it vanished. */
   private onClientEnd(): void {
-    if (this.toUpstream.closeSeen) {
+    if (this.toUpstream.tracker.closeSeen) {
       endOnce(this.upstream);
       return;
     }
@@ -330,14 +365,14 @@ export class WsRelay {
 
   /** Plugin sockets do not stay half-open: an end without a close frame is reported on 'close'. */
   private onUpstreamEnd(): void {
-    if (this.toClient.closeSeen && !this.clientDone) endOnce(this.client);
+    if (this.toClient.tracker.closeSeen && !this.toClient.done) endOnce(this.client);
   }
 
   private onClientClose(): void {
-    this.clientClosed = true;
+    this.toClient.destClosed = true;
     // A client that vanished without a close frame is reported to the plugin as 1006.
-    if (!this.upstreamClosed) {
-      if (this.toUpstream.closeSeen || this.pendingUpstreamClose !== undefined)
+    if (!this.toUpstream.destClosed) {
+      if (this.toUpstream.tracker.closeSeen || this.toUpstream.pendingClose !== undefined)
         this.armFlushTimer();
       else this.upstream.destroy();
     }
@@ -345,12 +380,12 @@ export class WsRelay {
   }
 
   private onUpstreamClose(): void {
-    this.upstreamClosed = true;
-    if (!this.clientClosed) {
-      if (this.toClient.closeSeen) {
-        if (!this.clientDone) endOnce(this.client);
+    this.toUpstream.destClosed = true;
+    if (!this.toClient.destClosed) {
+      if (this.toClient.tracker.closeSeen) {
+        if (!this.toClient.done) endOnce(this.client);
         this.armFlushTimer();
-      } else if (this.pendingClientClose === undefined && !this.clientDone) {
+      } else if (this.toClient.pendingClose === undefined && !this.toClient.done) {
         this.hooks.upstreamLost(this);
       }
     }
@@ -369,6 +404,7 @@ export class WsRelay {
   private maybeClosed(): void {
     if (!this.isClosed) return;
     corked.delete(this);
+    this.flushQueued = false;
     if (this.sessionTimer !== undefined) clearTimeout(this.sessionTimer);
     this.sessionTimer = undefined;
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);

@@ -1,0 +1,145 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+
+import {
+  CredentialSource,
+  PORTICO_SUBPROTOCOL,
+  stripBearerSubprotocol,
+} from '../../auth/credential-extractor';
+import { forwardableHeaders } from './forwarded-headers';
+
+/**
+ * The WebSocket handshake as pure functions of its inputs, no sockets (docs/plugin-contract.md
+ * §4): the request Portico sends the plugin for a client's upgrade, the checks on the plugin's
+ * answer, the 101 the client then gets, and the plain HTTP answer to a refused upgrade. The
+ * upgrade router (plugin-proxy.gateway.ts) does the I/O around them.
+ */
+
+/**
+ * Not copied into the plugin's handshake: the subprotocols are offered without the bearer entry,
+ * and no extension is ever negotiated, so the relay sees every message's real size (the 1009
+ * limit counts what a plugin has to hold, not compressed bytes) and any RSV bit is an error.
+ */
+const NOT_OFFERED: ReadonlySet<string> = new Set([
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+]);
+const HEADER_VALUE_BREAK = /[\r\n]/;
+const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
+
+/** A plugin's answer to the forwarded handshake, as parsed from its response head. */
+export interface UpstreamAnswer {
+  readonly statusCode: number;
+  /** Lower-cased header names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * The headers of the plugin's handshake request: the client's end-to-end headers (credentials,
+ * hop-by-hop and framing headers dropped by forwardableHeaders), then `extra` (forwarding and
+ * identity headers, which win), and the client's subprotocols without the bearer entry.
+ */
+export function upstreamHandshakeHeaders(
+  clientHeaders: IncomingHttpHeaders,
+  extra: readonly Readonly<Record<string, string>>[],
+  offered: readonly string[],
+): Record<string, string | string[]> {
+  const headers = forwardableHeaders(clientHeaders, extra, NOT_OFFERED);
+  if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ');
+  return headers;
+}
+
+/**
+ * The request head sent to the plugin on 127.0.0.1:`port` for `path`. A value containing CR or
+ * LF is dropped (parsed header values can't hold one; this is the last line of defence against
+ * header injection).
+ */
+export function upstreamRequestHead(
+  path: string,
+  port: number,
+  headers: Readonly<Record<string, string | string[]>>,
+): string {
+  let head =
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+    'Connection: Upgrade\r\nUpgrade: websocket\r\n';
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (HEADER_VALUE_BREAK.test(v)) continue;
+      head += `${name}: ${v}\r\n`;
+    }
+  }
+  return head + '\r\n';
+}
+
+/**
+ * Parses a plugin's response head (everything before the blank line, as latin1 text).
+ * Undefined when it is not an HTTP/1.x status line followed by `name: value` lines.
+ */
+export function parseResponseHead(head: string): UpstreamAnswer | undefined {
+  const lines = head.split('\r\n');
+  const status = STATUS_LINE.exec(lines[0] ?? '');
+  if (status === null) return undefined;
+  const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const line of lines.slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) return undefined;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  return { statusCode: Number(status[1]), headers };
+}
+
+/** Why the plugin's answer can't be relayed to the client (then 4502), or undefined if it can. */
+export function upstreamRefusal(answer: UpstreamAnswer): string | undefined {
+  if (answer.statusCode !== 101) return `plugin answered the handshake with ${answer.statusCode}`;
+  if (answer.headers['sec-websocket-extensions'] !== undefined)
+    return 'plugin negotiated an extension that was not offered';
+  return undefined;
+}
+
+/**
+ * The client's 101, built from the plugin's: its `Sec-WebSocket-Accept` (the client's key went
+ * to the plugin unchanged) and its chosen subprotocol. A client that sent its token as a
+ * subprotocol and offered `portico` gets `portico` when the plugin chose none, since a browser
+ * fails a connection whose offered subprotocols all go unanswered.
+ */
+export function clientSwitchingProtocols(
+  answer: UpstreamAnswer,
+  offered: readonly string[],
+  credentialSource: CredentialSource,
+): string {
+  const protocol =
+    answer.headers['sec-websocket-protocol'] ??
+    (credentialSource === 'subprotocol' && offered.includes(PORTICO_SUBPROTOCOL)
+      ? PORTICO_SUBPROTOCOL
+      : undefined);
+  let response =
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${answer.headers['sec-websocket-accept'] ?? ''}\r\n`;
+  if (protocol !== undefined) response += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  return response + '\r\n';
+}
+
+/**
+ * The subprotocol answered to a client that is accepted only to be closed with a code (4404,
+ * 4503, …): `portico` if offered, else the first one offered that is not the bearer entry, else
+ * none. `ws` calls this as its `handleProtocols` with the offered set.
+ */
+export function refusalProtocol(protocols: ReadonlySet<string>): string | false {
+  const offered = stripBearerSubprotocol([...protocols]);
+  if (offered.includes(PORTICO_SUBPROTOCOL)) return PORTICO_SUBPROTOCOL;
+  return offered[0] ?? false;
+}
+
+/** The plain HTTP answer to an upgrade refused before any 101 (docs/plugin-contract.md §4). */
+export function httpRejection(status: number, message: string): string {
+  const error = STATUS_CODES[status] ?? 'Error';
+  const body = JSON.stringify({ statusCode: status, error, message });
+  // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+  const allow = status === 405 ? 'Allow: GET\r\n' : '';
+  return (
+    `HTTP/1.1 ${status} ${error}\r\nConnection: close\r\n${allow}` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}

@@ -1,0 +1,296 @@
+import { once } from 'node:events';
+import { AddressInfo, createServer, Socket } from 'node:net';
+
+import type { Principal } from '../../../src/auth/principal';
+import { RelayHooks, WsRelay } from '../../../src/plugins/proxy/ws-relay';
+import { rawFrame } from '../../helpers/raw-ws';
+import { waitFor } from '../../helpers/wait';
+
+/**
+ * The relay alone, over two loopback socket pairs and no app: `browser` ↔ relay ↔ `plugin`.
+ * What a browser and a plugin would see is read off the far end of each pair.
+ */
+
+const TEXT = 0x1;
+const CLOSE = 0x8;
+const PING = 0x9;
+const PONG = 0xa;
+const USER: Principal = { id: 'alice', name: 'Alice', roles: ['user'] };
+
+/** Two connected TCP sockets on 127.0.0.1 (Node has no socketpair). */
+async function socketPair(): Promise<[Socket, Socket]> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const near = new Socket();
+  near.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const [[far]] = await Promise.all([accepted, once(near, 'connect')]);
+  server.close();
+  return [near, far];
+}
+
+/** Everything one end received, with a wait for a condition on it. */
+class Peer {
+  public data = Buffer.alloc(0);
+  public ended = false;
+  public closed = false;
+
+  public constructor(public readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => (this.data = Buffer.concat([this.data, chunk])));
+    socket.on('end', () => (this.ended = true));
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => undefined);
+  }
+
+  /** Frames as received; a plugin's frames arrive masked, so they are unmasked here. */
+  public frames(): { opcode: number; payload: Buffer }[] {
+    const out: { opcode: number; payload: Buffer }[] = [];
+    let pos = 0;
+    while (this.data.length - pos >= 2) {
+      const b1 = this.data[pos + 1] as number;
+      const masked = (b1 & 0x80) !== 0;
+      let len = b1 & 0x7f;
+      let at = pos + 2;
+      if (len === 126) {
+        if (this.data.length - pos < 4) break;
+        len = this.data.readUInt16BE(pos + 2);
+        at += 2;
+      }
+      const mask = masked ? this.data.subarray(at, at + 4) : undefined;
+      if (masked) at += 4;
+      if (this.data.length < at + len) break;
+      const payload = Buffer.from(this.data.subarray(at, at + len));
+      if (mask !== undefined) for (let i = 0; i < len; i++) payload[i] ^= mask[i % 4] as number;
+      out.push({ opcode: (this.data[pos] as number) & 0x0f, payload });
+      pos = at + len;
+    }
+    return out;
+  }
+
+  public texts(): string[] {
+    return this.frames()
+      .filter((f) => f.opcode === TEXT)
+      .map((f) => f.payload.toString());
+  }
+
+  public closeFrame(): { code: number; reason: string } | undefined {
+    const close = this.frames().find((f) => f.opcode === CLOSE);
+    if (close === undefined) return undefined;
+    return { code: close.payload.readUInt16BE(0), reason: close.payload.subarray(2).toString() };
+  }
+
+  public async until<T>(check: () => T | undefined | false, what: string): Promise<T> {
+    return waitFor(check, 5000, what);
+  }
+}
+
+class RecordingHooks implements RelayHooks {
+  public lost = 0;
+  public closedCount = 0;
+  public endings: { code: number; reason: string }[] = [];
+  public upstreamLost(): void {
+    this.lost += 1;
+  }
+  public closed(): void {
+    this.closedCount += 1;
+  }
+  public ended(_relay: WsRelay, code: number, reason: string): void {
+    this.endings.push({ code, reason });
+  }
+}
+
+/** Unmasked server frame (what a plugin sends). */
+function serverFrame(opcode: number, payload: Buffer | string): Buffer {
+  return rawFrame(opcode, Buffer.from(payload), { masked: false });
+}
+
+function clientText(text: string): Buffer {
+  return rawFrame(TEXT, Buffer.from(text));
+}
+
+function clientClose(code: number): Buffer {
+  const payload = Buffer.alloc(2);
+  payload.writeUInt16BE(code);
+  return rawFrame(CLOSE, payload);
+}
+
+describe('WsRelay over socket pairs', () => {
+  let browser: Peer;
+  let plugin: Peer;
+  let hooks: RecordingHooks;
+  let relay: WsRelay;
+  /** The relay's own sockets: towards the browser and towards the plugin. */
+  let relayClient: Socket;
+  let relayUpstream: Socket;
+  const sockets: Socket[] = [];
+
+  async function startRelay(
+    maxMessageBytes = 1024,
+    clientHead = Buffer.alloc(0),
+    upstreamHead = Buffer.alloc(0),
+  ): Promise<void> {
+    const [browserSocket, clientSide] = await socketPair();
+    const [upstreamSide, pluginSocket] = await socketPair();
+    relayClient = clientSide;
+    relayUpstream = upstreamSide;
+    sockets.push(browserSocket, clientSide, upstreamSide, pluginSocket);
+    browser = new Peer(browserSocket);
+    plugin = new Peer(pluginSocket);
+    hooks = new RecordingHooks();
+    relay = new WsRelay(
+      { plugin: 'echo', generation: 1, user: USER, maxMessageBytes },
+      relayClient,
+      relayUpstream,
+      hooks,
+    );
+    relay.start(clientHead, upstreamHead);
+  }
+
+  afterEach(() => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+  });
+
+  it('passes client frames to the plugin byte for byte and in order, masks included', async () => {
+    await startRelay();
+    const frames = ['one', 'two', 'three'].map(clientText);
+    for (const frame of frames) browser.socket.write(frame);
+    await plugin.until(() => plugin.texts().length === 3, 'three messages at the plugin');
+    expect(plugin.data).toEqual(Buffer.concat(frames));
+    expect(plugin.texts()).toEqual(['one', 'two', 'three']);
+  });
+
+  it('relays the bytes each side sent right after its handshake, before anything later', async () => {
+    await startRelay(1024, clientText('early'), serverFrame(TEXT, 'hello'));
+    browser.socket.write(clientText('late'));
+    await plugin.until(() => plugin.texts().length === 2, 'both client messages');
+    await browser.until(() => browser.texts().length === 1, 'the plugin greeting');
+    expect(plugin.texts()).toEqual(['early', 'late']);
+    expect(browser.texts()).toEqual(['hello']);
+  });
+
+  it('closeBoth sends each side a close frame with the code: masked to the plugin only', async () => {
+    await startRelay();
+    relay.closeBoth(1001, 'server shutting down');
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(browser.closeFrame()).toEqual({ code: 1001, reason: 'server shutting down' });
+    expect(plugin.closeFrame()).toEqual({ code: 1001, reason: 'server shutting down' });
+    expect((browser.data[1] as number) & 0x80).toBe(0);
+    expect((plugin.data[1] as number) & 0x80).toBe(0x80);
+  });
+
+  it('holds an injected close frame until the frame in flight is complete', async () => {
+    await startRelay();
+    const frame = serverFrame(TEXT, 'x'.repeat(100));
+    plugin.socket.write(frame.subarray(0, 50));
+    await browser.until(() => browser.data.length === 50, 'half a frame at the browser');
+    relay.closeClient(1012, 'plugin restarting');
+    plugin.socket.write(frame.subarray(50));
+    await browser.until(() => browser.closeFrame(), 'the close frame');
+    expect(browser.frames().map((f) => f.opcode)).toEqual([TEXT, CLOSE]);
+    expect(browser.texts()).toEqual(['x'.repeat(100)]);
+  });
+
+  it('a client message over the limit → 1009 to both, none of it reaches the plugin', async () => {
+    await startRelay(10);
+    browser.socket.write(clientText('ok'));
+    browser.socket.write(clientText('much too long for the limit'));
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(browser.closeFrame()?.code).toBe(1009);
+    expect(plugin.closeFrame()?.code).toBe(1009);
+    expect(plugin.texts()).toEqual(['ok']);
+    expect(hooks.endings).toEqual([{ code: 1009, reason: 'message too big' }]);
+  });
+
+  it('an unmasked client frame → 1002 before a byte of it reaches the plugin', async () => {
+    await startRelay();
+    browser.socket.write(rawFrame(TEXT, Buffer.from('bad'), { masked: false }));
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    expect(browser.closeFrame()).toEqual({ code: 1002, reason: 'client frame not masked' });
+    await plugin.until(() => plugin.closed || plugin.closeFrame(), 'plugin side ended');
+    expect(plugin.texts()).toEqual([]);
+  });
+
+  it('a first header byte alone is held until the next byte shows the frame is allowed', async () => {
+    await startRelay();
+    const write = jest.spyOn(relayUpstream, 'write');
+    const frame = clientText('split');
+    const arrived = once(relayClient, 'data');
+    browser.socket.write(frame.subarray(0, 1));
+    await arrived;
+    // The relay has read the lone byte (its listener ran before this one) and sent nothing.
+    expect(write).not.toHaveBeenCalled();
+    browser.socket.write(frame.subarray(1));
+    await plugin.until(() => plugin.texts().length === 1, 'the whole message');
+    expect(plugin.data).toEqual(frame);
+  });
+
+  it('the plugin vanishing without a close frame → upstreamLost, and closed once both are gone', async () => {
+    await startRelay();
+    plugin.socket.destroy();
+    await waitFor(() => hooks.lost === 1, 5000, 'upstreamLost');
+    expect(hooks.closedCount).toBe(0);
+    relay.closeClient(1011, 'plugin connection lost');
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    expect(browser.closeFrame()).toEqual({ code: 1011, reason: 'plugin connection lost' });
+    browser.socket.end();
+    await waitFor(() => hooks.closedCount === 1, 5000, 'closed hook');
+    expect(relay.isClosed).toBe(true);
+  });
+
+  it('a clean close handshake from the client ends both sides without upstreamLost', async () => {
+    await startRelay();
+    browser.socket.write(clientClose(1000));
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    plugin.socket.end(serverFrame(CLOSE, Buffer.from([0x03, 0xe8])));
+    await waitFor(() => hooks.closedCount === 1, 5000, 'closed hook');
+    expect(hooks.lost).toBe(0);
+    expect(browser.closeFrame()?.code).toBe(1000);
+  });
+
+  it('endAfter ends the session with its code and tells the hooks why', async () => {
+    await startRelay();
+    relay.endAfter(0, 4401, 'token expired');
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    expect(browser.closeFrame()).toEqual({ code: 4401, reason: 'token expired' });
+    expect(hooks.endings).toEqual([{ code: 4401, reason: 'token expired' }]);
+  });
+
+  it('keepalive: pings an idle client, drops it after two unanswered pings', async () => {
+    await startRelay();
+    relay.tick(); // the client was heard at the start: nothing yet
+    relay.tick(); // idle for a whole interval: ping
+    await browser.until(
+      () => browser.frames().some((f) => f.opcode === PING),
+      'a ping at the browser',
+    );
+    relay.tick();
+    relay.tick();
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(plugin.closeFrame()).toEqual({ code: 1001, reason: 'client stopped answering pings' });
+    await browser.until(() => browser.closed, 'browser connection dropped');
+  });
+
+  it('keepalive: a client that answers pings stays', async () => {
+    await startRelay();
+    relay.tick();
+    relay.tick();
+    await browser.until(
+      () => browser.frames().some((f) => f.opcode === PING),
+      'a ping at the browser',
+    );
+    browser.socket.write(rawFrame(PONG, Buffer.from('portico')));
+    await plugin.until(
+      () => plugin.frames().some((f) => f.opcode === PONG),
+      'the pong relayed to the plugin',
+    );
+    relay.tick();
+    relay.tick();
+    browser.socket.write(clientText('still here'));
+    await plugin.until(() => plugin.texts().includes('still here'), 'a later message');
+    expect(plugin.closeFrame()).toBeUndefined();
+    expect(browser.closed).toBe(false);
+  });
+});
