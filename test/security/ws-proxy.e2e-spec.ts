@@ -1,5 +1,7 @@
-import { mintToken } from '../../src/auth/token-minter';
-import { PluginsService } from '../../src/plugins/plugins.service';
+import { mintToken } from '../../scripts/lib/token-minter';
+import { TokenVerifier } from '../../src/auth/token-verifier.service';
+import { PluginUpstreams } from '../../src/plugins/proxy/plugin-upstreams';
+import { UPSTREAM_DIALER, UpstreamDialer } from '../../src/plugins/proxy/upstream-dialer';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import {
@@ -46,8 +48,8 @@ describe('WebSocket proxy, hostile clients', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   const restartsOf = async (name: string): Promise<number> =>
@@ -232,18 +234,55 @@ describe('WebSocket proxy, hostile clients', () => {
     expect(c.received).toEqual([]);
   });
 
-  it('a bug behind the upgrade router (a dependency throws) → HTTP 500 for that client, host unharmed', async () => {
-    const spy = jest.spyOn(t.app.get(PluginsService), 'upstream').mockImplementationOnce(() => {
-      throw new TypeError('simulated bug');
+  describe('a bug behind the upgrade router never ends the host', () => {
+    // On Node 20 an unhandled rejection ends the process; each of these would be one without
+    // the router's catch-all. The host must answer 500 to that client and keep serving.
+    const stillServing = async (): Promise<void> => {
+      const c = track(await open(url('/plugin-ws/headers'), { token: t.token() }));
+      expect(JSON.parse((await c.next()).data.toString())).toMatchObject({
+        headers: { 'x-plugin-user-id': 'alice' },
+      });
+    };
+
+    it('upstream lookup throws → HTTP 500 for that client, host unharmed', async () => {
+      const spy = jest.spyOn(t.app.get(PluginUpstreams), 'upstream').mockImplementationOnce(() => {
+        throw new TypeError('simulated bug');
+      });
+      try {
+        const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
+        expect(result).toMatchObject({ kind: 'rejected', status: 500 });
+      } finally {
+        spy.mockRestore();
+      }
+      await stillServing();
     });
-    try {
-      const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
-      expect(result).toMatchObject({ kind: 'rejected', status: 500 });
-    } finally {
-      spy.mockRestore();
-    }
-    const c = track(await open(url('/plugin-ws/headers'), { token: t.token() }));
-    await c.next();
+
+    it('the upstream dialer throws synchronously → HTTP 500, host unharmed', async () => {
+      const dialer = t.app.get<UpstreamDialer>(UPSTREAM_DIALER);
+      const spy = jest.spyOn(dialer, 'dial').mockImplementationOnce(() => {
+        throw new RangeError('simulated bug');
+      });
+      try {
+        const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
+        expect(result).toMatchObject({ kind: 'rejected', status: 500 });
+      } finally {
+        spy.mockRestore();
+      }
+      await stillServing();
+    });
+
+    it('token verification rejects with a non-auth error → HTTP 500, host unharmed', async () => {
+      const spy = jest
+        .spyOn(t.app.get(TokenVerifier), 'verify')
+        .mockRejectedValueOnce(new TypeError('simulated bug'));
+      try {
+        const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
+        expect(result).toMatchObject({ kind: 'rejected', status: 500 });
+      } finally {
+        spy.mockRestore();
+      }
+      await stillServing();
+    });
   });
 
   describe('sessions end with their credentials', () => {

@@ -26,11 +26,7 @@ import { debugEnabled } from '../../logging/debug-enabled';
 import { redactUrl } from '../../logging/redact-url';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
-import {
-  PLUGIN_EXCEPTION_STATUS,
-  PluginException,
-  PluginExceptionCode,
-} from '../shared/plugin.exception';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
 import { isPluginName } from '../shared/plugin.types';
 import type { PluginName } from '../shared/plugin.types';
 import { bodyFraming, forwardingHeaders } from './forwarded-headers';
@@ -51,6 +47,18 @@ import { upstreamWsPath } from './ws-path';
 /** `/plugin-ws/<name>[/sub/path][?query]` */
 const ROUTE = /^\/plugin-ws\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/;
 const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The close code for each failure that can only be told after the client's 101 (a browser
+ * can't read an HTTP status of a refused upgrade): the plugin is unknown, not running, or its
+ * server refused or did not answer the forwarded handshake (docs/plugin-contract.md §4).
+ */
+const CLOSE_CODE_FOR: Readonly<Partial<Record<PluginExceptionCode, number>>> = {
+  [PluginExceptionCode.UNKNOWN_PLUGIN]: CloseCode.UnknownPlugin,
+  [PluginExceptionCode.NOT_RUNNING]: CloseCode.PluginNotRunning,
+  [PluginExceptionCode.UPSTREAM_REFUSED]: CloseCode.UpstreamRefused,
+  [PluginExceptionCode.UPSTREAM_TIMEOUT]: CloseCode.UpstreamTimeout,
+};
 
 class HandshakeRejection extends Error {
   public constructor(
@@ -280,9 +288,10 @@ export class PluginProxyGateway
     err: unknown,
     name: PluginName,
   ): void {
-    if (!(err instanceof PluginException)) throw err;
+    const code = err instanceof PluginException ? CLOSE_CODE_FOR[err.code] : undefined;
+    // Anything else is a bug: the catch-all answers 500.
+    if (code === undefined || !(err instanceof PluginException)) throw err;
     if (socket.destroyed) return;
-    const code = PLUGIN_EXCEPTION_STATUS[err.code].ws;
     this.metrics.wsHandshakes.inc({ plugin: this.knownPlugin(req.url), outcome: String(code) });
     this.logger.warn({ plugin: name, event: 'ws_unavailable', code, reason: err.message });
     this.rejector.handleUpgrade(req, socket, head, (ws: WebSocket) => {

@@ -10,11 +10,7 @@ import type { Principal } from '../../auth/principal';
 import { sendError, sendDomainError } from '../../common/http-exception.filter';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
-import {
-  PLUGIN_EXCEPTION_STATUS,
-  PluginException,
-  PluginExceptionCode,
-} from '../shared/plugin.exception';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { PluginSecretsService } from '../secrets/plugin-secrets.service';
 import {
@@ -104,7 +100,7 @@ export class RpcProxyController implements OnApplicationShutdown {
       upstream.destroy();
       this.metrics.rpcRequests.inc({
         plugin: name,
-        status: String(PLUGIN_EXCEPTION_STATUS[err.code].http),
+        status: String(err.httpStatus),
       });
       if (res.headersSent) res.destroy();
       else {

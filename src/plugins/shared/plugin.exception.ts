@@ -1,13 +1,13 @@
 import { DomainException } from '../../common/domain-exception';
 
 export enum PluginExceptionCode {
-  /** No plugin of that name (HTTP 404, WebSocket 4404). */
+  /** No plugin of that name (HTTP 404; WebSocket 4404). */
   UNKNOWN_PLUGIN = 'UNKNOWN_PLUGIN',
-  /** The plugin exists but its server is not running (HTTP 503 + Retry-After, WebSocket 4503). */
+  /** The plugin exists but its server is not running (HTTP 503 + Retry-After; WebSocket 4503). */
   NOT_RUNNING = 'NOT_RUNNING',
-  /** The plugin's server refused the connection or answered badly (HTTP 502, WebSocket 4502). */
+  /** The plugin's server refused the connection or answered badly (HTTP 502; WebSocket 4502). */
   UPSTREAM_REFUSED = 'UPSTREAM_REFUSED',
-  /** The plugin's server did not answer in time (HTTP 504, WebSocket 4504). */
+  /** The plugin's server did not answer in time (HTTP 504; WebSocket 4504). */
   UPSTREAM_TIMEOUT = 'UPSTREAM_TIMEOUT',
   /** The request conflicts with the plugin's state, e.g. restarting an invalid plugin (HTTP 409). */
   CONFLICT = 'CONFLICT',
@@ -26,18 +26,22 @@ export enum PluginExceptionCode {
   SECRETS_UNAVAILABLE = 'SECRETS_UNAVAILABLE',
 }
 
-/** HTTP status and WebSocket close code for each PluginExceptionCode (CONTRACT.md §3, §4). */
-export const PLUGIN_EXCEPTION_STATUS: Record<PluginExceptionCode, { http: number; ws: number }> = {
-  [PluginExceptionCode.UNKNOWN_PLUGIN]: { http: 404, ws: 4404 },
-  [PluginExceptionCode.FILE_NOT_FOUND]: { http: 404, ws: 4404 },
-  [PluginExceptionCode.NOT_RUNNING]: { http: 503, ws: 4503 },
-  [PluginExceptionCode.UPSTREAM_REFUSED]: { http: 502, ws: 4502 },
-  [PluginExceptionCode.UPSTREAM_TIMEOUT]: { http: 504, ws: 4504 },
-  [PluginExceptionCode.CONFLICT]: { http: 409, ws: 4409 },
-  [PluginExceptionCode.FORBIDDEN]: { http: 403, ws: 4403 },
-  [PluginExceptionCode.INVALID_REQUEST]: { http: 400, ws: 4400 },
-  [PluginExceptionCode.SECRET_NOT_SET]: { http: 404, ws: 4404 },
-  [PluginExceptionCode.SECRETS_UNAVAILABLE]: { http: 409, ws: 4409 },
+/**
+ * The HTTP status for each PluginExceptionCode (docs/plugin-contract.md §3, §7). The WebSocket
+ * proxy answers the few codes that can reach a client after its upgrade with close codes of its
+ * own (plugin-proxy.gateway.ts).
+ */
+export const PLUGIN_EXCEPTION_HTTP_STATUS: Readonly<Record<PluginExceptionCode, number>> = {
+  [PluginExceptionCode.UNKNOWN_PLUGIN]: 404,
+  [PluginExceptionCode.FILE_NOT_FOUND]: 404,
+  [PluginExceptionCode.NOT_RUNNING]: 503,
+  [PluginExceptionCode.UPSTREAM_REFUSED]: 502,
+  [PluginExceptionCode.UPSTREAM_TIMEOUT]: 504,
+  [PluginExceptionCode.CONFLICT]: 409,
+  [PluginExceptionCode.FORBIDDEN]: 403,
+  [PluginExceptionCode.INVALID_REQUEST]: 400,
+  [PluginExceptionCode.SECRET_NOT_SET]: 404,
+  [PluginExceptionCode.SECRETS_UNAVAILABLE]: 409,
 };
 
 /** Seconds a client should wait before retrying a plugin that is not running. */
@@ -57,7 +61,7 @@ export class PluginException extends DomainException {
   }
 
   public get httpStatus(): number {
-    return PLUGIN_EXCEPTION_STATUS[this.code].http;
+    return PLUGIN_EXCEPTION_HTTP_STATUS[this.code];
   }
 
   public override get httpHeaders(): Readonly<Record<string, string>> {
