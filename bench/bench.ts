@@ -4,7 +4,8 @@
  *
  * Starts an echo plugin, nginx in front of it and Portico (which runs its own echo), pins the
  * servers to one CPU and a load client to another, runs every scenario on every target, and
- * writes bench/results/<timestamp>.json, docs/benchmarks.md and docs/benchmarks.svg.
+ * writes bench/results/<timestamp>.json, docs/benchmarks.md, docs/benchmarks.svg and the README's
+ * performance summary.
  * Started through bench/run.sh, which raises the open-file limit first.
  */
 import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -27,16 +28,15 @@ import { parseArgs } from 'node:util';
 
 import { performance } from 'node:perf_hooks';
 
-import { mintToken } from '../src/auth/token-minter';
+import { mintToken } from '../scripts/lib/token-minter';
 import {
   goalsTable,
   machineLines,
-  markdown,
   medians,
   Report,
   resultsTable,
   RunRecord,
-  svgChart,
+  writeDocs,
 } from './report';
 import { processCpuMs, systemCpuMs } from './scenarios';
 import {
@@ -676,9 +676,8 @@ async function main(): Promise<number> {
       error: string | null;
     };
     if (saved.error) throw new Error(`${opts.render} is a failed run: ${saved.error}`);
-    writeFileSync(join(ROOT, 'docs/benchmarks.md'), markdown(saved));
-    writeFileSync(join(ROOT, 'docs/benchmarks.svg'), svgChart(saved));
-    say(`wrote docs/benchmarks.md and docs/benchmarks.svg from ${opts.render}`);
+    writeDocs(ROOT, saved);
+    say(`wrote docs/benchmarks.md, docs/benchmarks.svg and README's summary from ${opts.render}`);
     return 0;
   }
   const command = `npm run bench${opts.args.length > 0 ? ` -- ${opts.args.join(' ')}` : ''}`;
@@ -940,9 +939,8 @@ async function main(): Promise<number> {
   say('');
   say(`results: ${jsonFile}`);
   if (opts.docs) {
-    writeFileSync(join(ROOT, 'docs/benchmarks.md'), markdown(final));
-    writeFileSync(join(ROOT, 'docs/benchmarks.svg'), svgChart(final));
-    say('wrote docs/benchmarks.md and docs/benchmarks.svg');
+    writeDocs(ROOT, final);
+    say("wrote docs/benchmarks.md, docs/benchmarks.svg and README's summary");
   } else {
     say('docs/benchmarks.md not updated (quick or partial run; pass --docs to force)');
   }

@@ -1,3 +1,6 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import type { Metrics, ScenarioName, ScenarioParams, TargetName } from './types';
 import { warmupParams } from './types';
 
@@ -426,6 +429,133 @@ ${perRunTable(report)}
   message.${report.idleNote ? `\n  ${report.idleNote}` : ''}
 - Raw numbers of every run are in \`bench/results/<timestamp>.json\` (not committed).
 `;
+}
+
+// ---------------------------------------------------------------------------------------------
+// README summary
+
+/** The README's performance summary sits between these lines; everything between is generated. */
+export const README_SUMMARY_START = '<!-- bench:summary:start -->';
+export const README_SUMMARY_END = '<!-- bench:summary:end -->';
+
+/** Rows of the Results table the README summarises, by their label there. */
+const SUMMARY_ROWS: readonly string[] = [
+  'latency p50 (µs)',
+  'msgrate (round trips/s)',
+  'bulk (MB/s)',
+  'connect (handshakes/s)',
+  'idle memory (KiB/connection)',
+];
+
+/** Ratio columns of the Results table the README shows, with the README's heading for each. */
+const SUMMARY_COLUMNS: readonly (readonly [column: string, heading: string])[] = [
+  ['portico/nginx', 'Portico / nginx'],
+  ['portico/direct', 'Portico / direct'],
+  ['splice/nginx', 'bare Node splice / nginx'],
+  ['portico/splice', 'Portico / splice'],
+];
+
+/** The value of a `- **Field**: value` line of benchmarks.md's header. */
+function headerField(text: string, field: string): string {
+  const line = text.split('\n').find((l) => l.startsWith(`- **${field}**: `));
+  if (line === undefined) throw new Error(`benchmarks.md has no "${field}" line`);
+  return line.slice(`- **${field}**: `.length).trim();
+}
+
+function tableCells(line: string): string[] {
+  return line
+    .trim()
+    .replace(/^\|/, '')
+    .replace(/\|$/, '')
+    .split('|')
+    .map((cell) => cell.trim());
+}
+
+/** The "## Results" table of benchmarks.md as rows of cells keyed by column heading. */
+function resultsRows(text: string): Map<string, Map<string, string>> {
+  const lines = text.split('\n');
+  const at = lines.indexOf('## Results');
+  const table: string[] = [];
+  for (const line of lines.slice(at + 1)) {
+    if (line.startsWith('|')) table.push(line);
+    else if (table.length > 0) break;
+  }
+  if (at === -1 || table.length < 3) throw new Error('benchmarks.md has no Results table');
+  const headings = tableCells(table[0]);
+  const rows = new Map<string, Map<string, string>>();
+  for (const line of table.slice(2)) {
+    const cells = tableCells(line);
+    rows.set(cells[0], new Map(headings.map((h, i) => [h, cells[i] ?? ''])));
+  }
+  return rows;
+}
+
+/**
+ * The README's performance summary, read from docs/benchmarks.md (not from raw results), so the
+ * README can only ever repeat what the committed report says: the headline ratios of the
+ * Results table and the run they come from.
+ */
+export function readmeSummary(benchmarksMarkdown: string): string {
+  const rows = resultsRows(benchmarksMarkdown);
+  const anyRow = rows.values().next().value as Map<string, string>;
+  const columns = SUMMARY_COLUMNS.filter(([column]) => anyRow.has(column));
+  const date = headerField(benchmarksMarkdown, 'Date').slice(0, 10);
+  const machine = headerField(benchmarksMarkdown, 'Machine');
+  const commit = headerField(benchmarksMarkdown, 'Portico');
+  const command = headerField(benchmarksMarkdown, 'Command');
+  const runs = headerField(benchmarksMarkdown, 'Runs').split(';')[0];
+  const lines = [
+    '<!-- Generated from docs/benchmarks.md by `npm run bench` (bench/report.ts). Do not edit by hand. -->',
+    '',
+    `Latest run: ${date}, ${machine}, Portico ${commit}; ${command}, medians of ${runs} ` +
+      `run${runs === '1' ? '' : 's'}.`,
+    '',
+    `| metric | better | ${columns.map(([, heading]) => heading).join(' | ')} |`,
+    `|---|---|${columns.map(() => '--:').join('|')}|`,
+  ];
+  for (const label of SUMMARY_ROWS) {
+    const row = rows.get(label);
+    if (row === undefined) continue;
+    const ratios = columns.map(([column]) => row.get(column) ?? 'n/a');
+    lines.push(`| ${label} | ${row.get('better') ?? ''} | ${ratios.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * `readme` with the text between the summary markers replaced by `summary` (a blank line before
+ * the end marker, so Markdown ends the table there).
+ */
+export function withReadmeSummary(readme: string, summary: string): string {
+  const start = readme.indexOf(README_SUMMARY_START);
+  const end = readme.indexOf(README_SUMMARY_END);
+  if (start === -1 || end < start)
+    throw new Error(`README.md needs ${README_SUMMARY_START} … ${README_SUMMARY_END}`);
+  return (
+    readme.slice(0, start + README_SUMMARY_START.length) + `\n${summary}\n\n` + readme.slice(end)
+  );
+}
+
+/** The text between the README's summary markers, as `withReadmeSummary` writes it. */
+export function readmeSummaryBlock(readme: string): string {
+  const start = readme.indexOf(README_SUMMARY_START);
+  const end = readme.indexOf(README_SUMMARY_END);
+  if (start === -1 || end < start)
+    throw new Error(`README.md needs ${README_SUMMARY_START} … ${README_SUMMARY_END}`);
+  return readme.slice(start + README_SUMMARY_START.length, end).trim();
+}
+
+/**
+ * Writes docs/benchmarks.md and docs/benchmarks.svg for `report`, then the README's summary
+ * from that benchmarks.md, so the three always describe the same run.
+ */
+export function writeDocs(root: string, report: Report): void {
+  const benchmarks = markdown(report);
+  writeFileSync(join(root, 'docs/benchmarks.md'), benchmarks);
+  writeFileSync(join(root, 'docs/benchmarks.svg'), svgChart(report));
+  const readmeFile = join(root, 'README.md');
+  const readme = readFileSync(readmeFile, 'utf8');
+  writeFileSync(readmeFile, withReadmeSummary(readme, readmeSummary(benchmarks)));
 }
 
 // ---------------------------------------------------------------------------------------------
