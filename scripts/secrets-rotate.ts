@@ -13,7 +13,7 @@ import { DEV_KEYS_FILE, loadConfig } from '../src/config/load-config';
 import { writeFileAtomic } from '../src/common/atomic-file';
 import { SecretCipher } from '../src/plugins/secrets/secret-cipher';
 import { rotateSecretStore } from '../src/plugins/secrets/secret-rotation';
-import { SecretStoreCorruptError } from '../src/plugins/secrets/secret-store';
+import { SecretStoreCorruptError } from '../src/plugins/secrets/secret-store-corrupt.error';
 import { SECRET_STORE_FILE } from '../src/plugins/secrets/secrets.constants';
 
 const USAGE =

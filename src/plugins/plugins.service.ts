@@ -15,6 +15,11 @@ import { PluginProcessManager } from './process/plugin-process-manager.service';
 import { PluginSecretsService } from './secrets/plugin-secrets.service';
 
 /**
+ * START_NOT_AWAITED: starts and restarts are fired and not awaited. Their outcome is the
+ * plugin's state (`running`, or `failed` with the reason in lastError), and the promise the
+ * supervisor returns already has a catch attached (PluginSupervisor.waitForStart), so dropping
+ * it can never become an unhandled rejection.
+ *
  * Ties discovery to supervision: what is discovered, enabled and has a server is started;
  * what disappears is stopped. The single place that answers "what state is plugin X in".
  */
@@ -35,6 +40,7 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
       const descriptor = this.registry.get(name);
       if (descriptor === undefined || !isRunnable(descriptor)) return;
       this.logger.log({ plugin: name, event: 'secrets_changed_restart' });
+      // Not awaited (START_NOT_AWAITED below).
       void this.processes.restart(descriptor);
     });
   }
@@ -55,11 +61,13 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     const changed = new Set(result.changed);
     for (const descriptor of this.registry.list()) {
       if (!isRunnable(descriptor)) {
+        // stop() never rejects: it resolves when the process has exited.
         if (this.processes.snapshot(descriptor.name) !== undefined)
           void this.processes.stop(descriptor.name);
         continue;
       }
       const running = this.processes.snapshot(descriptor.name)?.state === 'running';
+      // Not awaited (START_NOT_AWAITED below).
       if (changed.has(descriptor.name) && running) void this.processes.restart(descriptor);
       else void this.processes.start(descriptor);
     }
@@ -93,6 +101,7 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     }
     const descriptor = await this.registry.setEnabled(name, enabled);
     if (!enabled) await this.processes.stop(name);
+    // Not awaited (START_NOT_AWAITED below): the answer is `starting`, not a wait.
     else if (isRunnable(descriptor)) void this.processes.start(descriptor);
     return descriptor;
   }
@@ -113,6 +122,7 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
             : 'has no server';
       throw new PluginException(PluginExceptionCode.CONFLICT, `plugin ${name} ${why}`);
     }
+    // Not awaited (START_NOT_AWAITED below): the answer is `restarting`, not a wait.
     void this.processes.restart(descriptor);
     return descriptor;
   }

@@ -227,6 +227,7 @@ describe('per-plugin secrets', () => {
     it('restarts the plugin with the new value when the volume is updated', async () => {
       writeSecretVolume(join(mounted, 'secret-env'), { API_TOKEN: NEW_TOKEN });
       await waitFor(async () => (await c.env('secret-env'))?.API_TOKEN === NEW_TOKEN, 15_000);
+      expect((await c.env('secret-env'))?.API_TOKEN).toBe(NEW_TOKEN);
     });
   });
 

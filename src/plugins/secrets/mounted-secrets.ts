@@ -5,13 +5,16 @@ import { Logger } from '@nestjs/common';
 
 import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
 import { isPluginName, PluginName } from '../shared/plugin.types';
-import { SECRET_VALUE_MAX_BYTES } from './secrets.constants';
+import { MOUNTED_SECRETS_POLL_MS, SECRET_VALUE_MAX_BYTES } from './secrets.constants';
 
 /** What reading one mounted file gave: a value, nothing, or a file that was ignored and why. */
-export type MountedRead =
+type MountedRead =
   | { readonly kind: 'value'; readonly value: string }
   | { readonly kind: 'absent' }
   | { readonly kind: 'ignored'; readonly reason: string };
+
+/** The keys of each plugin to watch, as the manifests declare them right now. */
+export type MountedTargets = ReadonlyMap<PluginName, readonly string[]>;
 
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -24,8 +27,9 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
  * everything else is kept, including other whitespace. Files that are not regular, larger than
  * 64 KiB, not UTF-8 or that contain NUL are ignored with one warning.
  *
- * Reads are synchronous (a few tiny files) and cached per plugin; `refresh` re-reads and says
- * whether anything changed, which the owner calls on a timer and before spawning.
+ * Reads are synchronous (a few tiny files) and cached per plugin. `refresh` re-reads one plugin
+ * and says whether anything changed; `watch` polls every plugin it is given, because kubelet
+ * swaps files without an event a watcher on the folder would reliably see.
  */
 export class MountedSecrets {
   private readonly logger = new Logger(MountedSecrets.name);
@@ -33,6 +37,7 @@ export class MountedSecrets {
   /** Last warning per `plugin/KEY`, so a bad file is reported once, not on every poll. */
   private readonly warned = new Map<string, string>();
   private revisionCounter = 0;
+  private watching: Watch | undefined;
 
   public constructor(private readonly root: string) {}
 
@@ -47,11 +52,6 @@ export class MountedSecrets {
     if (cached !== undefined && keys.every((k) => cached.keys.has(k))) return cached.values;
     this.refresh(plugin, keys);
     return this.cache.get(plugin)?.values ?? new Map();
-  }
-
-  /** Every cached value of every plugin. */
-  public allValues(): string[] {
-    return [...this.cache.values()].flatMap((c) => [...c.values.values()]);
   }
 
   /**
@@ -75,9 +75,42 @@ export class MountedSecrets {
     return previous !== undefined && keys.some((key) => previous.keys.has(key) && differs(key));
   }
 
-  /** Drops cached values of plugins that no longer exist. */
-  public retain(plugins: ReadonlySet<PluginName>): void {
-    for (const name of this.cache.keys()) if (!plugins.has(name)) this.cache.delete(name);
+  /**
+   * Polls the files of `targets()` every MOUNTED_SECRETS_POLL_MS (kubelet itself takes about a
+   * minute to swap them) and calls `onChange(plugin)` for each plugin whose values changed.
+   * One watch at a time: a second call replaces the first. Returns a function that stops it.
+   * The timer does not keep the process alive.
+   */
+  public watch(targets: () => MountedTargets, onChange: (plugin: PluginName) => void): () => void {
+    this.unwatch();
+    const timer = setInterval(() => this.poll(), MOUNTED_SECRETS_POLL_MS);
+    timer.unref();
+    const watch: Watch = { targets, onChange, timer };
+    this.watching = watch;
+    return () => {
+      if (this.watching === watch) this.unwatch();
+    };
+  }
+
+  /**
+   * One poll of the watch, now: re-reads every target, forgets plugins that are no longer
+   * targets, tells `onChange` about each plugin that changed, and returns them.
+   */
+  public poll(): PluginName[] {
+    const watch = this.watching;
+    if (watch === undefined) return [];
+    const targets = watch.targets();
+    const changed = [...targets]
+      .filter(([plugin, keys]) => this.refresh(plugin, keys))
+      .map(([plugin]) => plugin);
+    for (const name of this.cache.keys()) if (!targets.has(name)) this.cache.delete(name);
+    for (const plugin of changed) watch.onChange(plugin);
+    return changed;
+  }
+
+  private unwatch(): void {
+    if (this.watching !== undefined) clearInterval(this.watching.timer);
+    this.watching = undefined;
   }
 
   private rootRealPath(): string | undefined {
@@ -109,6 +142,12 @@ export class MountedSecrets {
     this.warned.set(id, read.reason);
     this.logger.warn({ plugin, event: 'mounted_secret_ignored', key, reason: read.reason });
   }
+}
+
+interface Watch {
+  readonly targets: () => MountedTargets;
+  readonly onChange: (plugin: PluginName) => void;
+  readonly timer: NodeJS.Timeout;
 }
 
 interface CachedPlugin {

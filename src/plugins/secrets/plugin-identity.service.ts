@@ -10,7 +10,7 @@ import { Clock, CLOCK, systemClock } from '../../common/clock';
 import { derivePluginIdentitySecret, IDENTITY_SCHEME, identityMessage } from './plugin-identity';
 
 /** Headers that tell a plugin who is calling, signed with that plugin's own identity key. */
-export interface IdentityHeaders {
+interface IdentityHeaders {
   'x-plugin-user-id': string;
   'x-plugin-user-name': string;
   'x-plugin-user-roles': string;
@@ -29,7 +29,7 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 
 /**
  * Derives each plugin's PLUGIN_IDENTITY_SECRET and signs identity headers with it
- * (CONTRACT.md §5). Header values are percent-encoded so any user name survives HTTP; the
+ * (docs/plugin-contract.md §5). Header values are percent-encoded so any user name survives HTTP; the
  * signature (`v2=<hex HMAC-SHA256>`) covers the decoded values of every identity header, roles
  * included, plus the plugin name (`identityMessage`). `x-plugin-user-exp` is the token's `exp`,
  * or, for a token without one, the signing time plus IDENTITY_TTL_SECONDS.

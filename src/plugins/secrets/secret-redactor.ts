@@ -13,9 +13,10 @@ interface Needle {
 /**
  * Replaces every occurrence of a set of secret values in a text with `[REDACTED]`: the values
  * themselves and the forms they are commonly printed in (`printedForms`: base64 and base64url
- * at every byte offset, URL-encoded, JSON-escaped, hex). Occurrences may overlap (values sharing characters, one value inside another,
- * a value repeated); every character covered by any occurrence is hidden, and each covered run
- * becomes one marker. Values shorter than 4 characters are not redacted.
+ * at every byte offset, URL-encoded, JSON-escaped, hex). Occurrences may overlap (values sharing
+ * characters, one value inside another, a value repeated); every character covered by any
+ * occurrence is hidden, and each covered run becomes one marker. Values shorter than 4
+ * characters are not redacted.
  *
  * Cost: one native `indexOf` scan of the text per needle, so needles × text length for real
  * secrets; overlapping repeats of one needle are found by stepping by its smallest period, and
@@ -34,10 +35,6 @@ export class SecretRedactor {
       const fail = failureFunction(text);
       return { text, fail, period: text.length - (fail[text.length] as number) };
     });
-  }
-
-  public get empty(): boolean {
-    return this.needles.length === 0;
   }
 
   /**

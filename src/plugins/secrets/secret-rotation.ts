@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { SecretCipher } from './secret-cipher';
 import { SecretStore } from './secret-store';
 
-export interface RotationResult {
+interface RotationResult {
   /** False when there was no store file: nothing was written. */
   readonly storeExisted: boolean;
   /** How many values were re-encrypted. */

@@ -12,42 +12,25 @@ import { dirname, join } from 'node:path';
 
 import type { BigIntStats } from 'node:fs';
 
-import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
-import { isPluginName, PluginName } from '../shared/plugin.types';
 import {
   AtomicFileOps,
   isTempFileOf,
   nodeAtomicFileOps,
   writeFileAtomic,
 } from '../../common/atomic-file';
+import { SerialQueue } from '../../common/serial-queue';
+import type { PluginName } from '../shared/plugin.types';
 import { SealedValue, SecretCipher, SecretDecryptError } from './secret-cipher';
-import { SECRET_STORE_FORMAT, SECRET_STORE_VERSION } from './secrets.constants';
-
-const CIPHER_NAME = 'aes-256-gcm';
+import { SecretStoreCorruptError } from './secret-store-corrupt.error';
+import {
+  associatedData,
+  buildStoreFile,
+  parseStoreFile,
+  SealedEntries,
+} from './secret-store.codec';
 
 /** Temporary files older than this are leftovers of a crash, not a write in progress. */
 const STALE_TEMP_MS = 60_000;
-
-/**
- * The store, or one value in it, cannot be trusted: not readable, not a store, sealed with
- * another key, or altered. The message never contains a secret value.
- */
-export class SecretStoreCorruptError extends Error {
-  public constructor(public readonly reason: string) {
-    super(`secret store is corrupt: ${reason}`);
-    this.name = 'SecretStoreCorruptError';
-  }
-}
-
-/** The file as written: names in the clear, every value sealed and bound to its plugin and key. */
-interface StoreFileBody {
-  format: typeof SECRET_STORE_FORMAT;
-  version: typeof SECRET_STORE_VERSION;
-  cipher: typeof CIPHER_NAME;
-  /** Which SECRETS_KEY sealed the values (a hash, not the key): rotation changes it. */
-  keyId: string;
-  secrets: Record<PluginName, Record<string, SealedValue>>;
-}
 
 interface Entry {
   readonly sealed: SealedValue;
@@ -60,10 +43,11 @@ type Entries = Map<PluginName, Map<string, Entry>>;
 /**
  * Per-plugin secret values in one file in DATA_DIR, each sealed with AES-256-GCM (fresh nonce
  * per write) and bound to its plugin and key, so that editing a value or moving it to another
- * plugin or key is detected. Values are kept decrypted in memory after `load`, so reads are
- * synchronous; writes are serialised and atomic. Before a write, and on `refresh`, the file is
- * re-read if something else replaced it (a restored backup, a rotation), so no write is ever
- * based on a stale copy.
+ * plugin or key is detected. The file's layout is secret-store.codec.ts; this class does the
+ * disk: reads, atomic writes one at a time, and removing temp files a crash left behind.
+ * Values are kept decrypted in memory after `load`, so reads are synchronous. Before a write,
+ * and on `refresh`, the file is re-read if something else replaced it (a restored backup, a
+ * rotation), so no write is ever based on a stale copy.
  */
 export class SecretStore {
   private entries: Entries = new Map();
@@ -71,18 +55,13 @@ export class SecretStore {
   /** The file as last read or written (`absent` when there was none); undefined before load. */
   private stamp: string | undefined;
   private revisionCounter = 0;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly writes = new SerialQueue();
 
   public constructor(
     public readonly file: string,
     private cipher: SecretCipher,
     private readonly ops: AtomicFileOps = nodeAtomicFileOps,
   ) {}
-
-  /** Id of the key values are sealed with. */
-  public get keyId(): string {
-    return this.cipher.keyId;
-  }
 
   /** Changes whenever the values in memory may have changed (for caches built from them). */
   public get revision(): number {
@@ -130,17 +109,11 @@ export class SecretStore {
     return this.entries.get(plugin)?.has(key) === true;
   }
 
-  /** Keys with a stored value for the plugin, sorted. */
-  public keys(plugin: PluginName): string[] {
-    return [...(this.entries.get(plugin)?.keys() ?? [])].sort();
-  }
-
-  /** Every readable value of one plugin, or of all plugins. */
-  public values(plugin?: PluginName): string[] {
-    const maps = plugin === undefined ? [...this.entries.values()] : [this.entries.get(plugin)];
+  /** Every readable value of the plugin. */
+  public values(plugin: PluginName): string[] {
     const out: string[] = [];
-    for (const map of maps)
-      for (const entry of map?.values() ?? []) if (entry.value !== undefined) out.push(entry.value);
+    for (const entry of this.entries.get(plugin)?.values() ?? [])
+      if (entry.value !== undefined) out.push(entry.value);
     return out;
   }
 
@@ -154,9 +127,9 @@ export class SecretStore {
 
   /** Stores (or replaces) a value; also the way to overwrite a single value that was altered. */
   public set(plugin: PluginName, key: string, value: string): Promise<void> {
-    return this.exclusive(async () => {
+    return this.writes.run(async () => {
       this.ensureCurrent();
-      const next = copyEntries(this.entries);
+      const next = new Map(this.entries);
       const forPlugin = new Map(next.get(plugin));
       forPlugin.set(key, { sealed: this.cipher.seal(value, associatedData(plugin, key)), value });
       next.set(plugin, forPlugin);
@@ -166,10 +139,10 @@ export class SecretStore {
 
   /** Removes a stored value; false when there was none. */
   public delete(plugin: PluginName, key: string): Promise<boolean> {
-    return this.exclusive(async () => {
+    return this.writes.run(async () => {
       this.ensureCurrent();
       if (!this.has(plugin, key)) return false;
-      const next = copyEntries(this.entries);
+      const next = new Map(this.entries);
       const forPlugin = new Map(next.get(plugin));
       forPlugin.delete(key);
       if (forPlugin.size === 0) next.delete(plugin);
@@ -185,7 +158,7 @@ export class SecretStore {
    * Returns how many values were re-sealed.
    */
   public rekey(cipher: SecretCipher): Promise<number> {
-    return this.exclusive(async () => {
+    return this.writes.run(async () => {
       this.ensureCurrent();
       const bad = this.corruptEntries();
       if (bad.length > 0)
@@ -215,24 +188,16 @@ export class SecretStore {
   }
 
   private async write(entries: Entries, keyId: string): Promise<void> {
-    const body: StoreFileBody = {
-      format: SECRET_STORE_FORMAT,
-      version: SECRET_STORE_VERSION,
-      cipher: CIPHER_NAME,
-      keyId,
-      // Built from entries: a plugin called `__proto__` must become a key, not a prototype.
-      secrets: Object.fromEntries(
-        [...entries.keys()].sort().map((plugin) => {
-          const map = entries.get(plugin) as Map<string, Entry>;
-          const keys = [...map.keys()].sort();
-          return [plugin, Object.fromEntries(keys.map((k) => [k, (map.get(k) as Entry).sealed]))];
-        }),
-      ),
-    };
+    const sealed: SealedEntries = new Map(
+      [...entries].map(([plugin, map]) => [
+        plugin,
+        new Map([...map].map(([key, entry]) => [key, entry.sealed])),
+      ]),
+    );
     await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
     const stats = await writeFileAtomic(
       this.file,
-      Buffer.from(JSON.stringify(body, null, 2) + '\n'),
+      Buffer.from(buildStoreFile(sealed, keyId)),
       this.ops,
     );
     this.entries = entries;
@@ -268,57 +233,29 @@ export class SecretStore {
       closeSync(fd);
     }
     try {
-      this.entries = this.parse(text);
+      this.entries = this.open(parseStoreFile(text, this.cipher.keyId));
     } catch (err) {
       if (!(err instanceof SecretStoreCorruptError)) throw err;
       this.corruption = err;
     }
   }
 
-  private parse(text: string): Entries {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new SecretStoreCorruptError('the file is not valid JSON');
-    }
-    if (!isRecord(raw) || raw.format !== SECRET_STORE_FORMAT)
-      throw new SecretStoreCorruptError('the file is not a Portico secret store');
-    if (raw.version !== SECRET_STORE_VERSION)
-      throw new SecretStoreCorruptError(
-        `unsupported store version ${typeof raw.version === 'number' ? raw.version : '(missing)'}`,
-      );
-    if (raw.cipher !== CIPHER_NAME) throw new SecretStoreCorruptError('unsupported cipher');
-    if (raw.keyId !== this.cipher.keyId) {
-      const theirs =
-        typeof raw.keyId === 'string' && /^[0-9a-f]{16}$/.test(raw.keyId) ? raw.keyId : 'invalid';
-      throw new SecretStoreCorruptError(
-        `sealed with another SECRETS_KEY (key id ${theirs}; the configured key's id is ` +
-          `${this.cipher.keyId})`,
-      );
-    }
-    if (!isRecord(raw.secrets)) throw new SecretStoreCorruptError('malformed secrets');
+  /** Decrypts every sealed value; one that fails authentication is kept, without a value. */
+  private open(sealed: SealedEntries): Entries {
     const entries: Entries = new Map();
-    for (const [plugin, keys] of Object.entries(raw.secrets)) {
-      if (!isPluginName(plugin) || !isRecord(keys))
-        throw new SecretStoreCorruptError('malformed entry (invalid plugin name)');
+    for (const [plugin, keys] of sealed) {
       const map = new Map<string, Entry>();
-      for (const [key, sealed] of Object.entries(keys)) {
-        if (!SECRET_KEY_PATTERN.test(key) || !isSealedValue(sealed))
-          throw new SecretStoreCorruptError(`malformed entry for plugin ${plugin}`);
-        let value: string | undefined;
+      for (const [key, value] of keys) {
+        let plain: string | undefined;
         try {
-          value = this.cipher.open(sealed, associatedData(plugin, key));
+          plain = this.cipher.open(value, associatedData(plugin, key));
         } catch (err) {
           if (!(err instanceof SecretDecryptError)) throw err;
-          value = undefined;
+          plain = undefined;
         }
-        map.set(key, {
-          sealed: { nonce: sealed.nonce, ciphertext: sealed.ciphertext, tag: sealed.tag },
-          value,
-        });
+        map.set(key, { sealed: value, value: plain });
       }
-      if (map.size > 0) entries.set(plugin, map);
+      entries.set(plugin, map);
     }
     return entries;
   }
@@ -350,36 +287,8 @@ export class SecretStore {
       }
     }
   }
-
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(task, task);
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
-}
-
-/** Binds a sealed value to where it belongs: moving it to another plugin or key fails to open. */
-function associatedData(plugin: PluginName, key: string): Buffer {
-  return Buffer.from(`portico-secret/v${SECRET_STORE_VERSION}\0${plugin}\0${key}`, 'utf8');
 }
 
 function stampOf(stats: BigIntStats): string {
   return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}`;
-}
-
-function copyEntries(entries: Entries): Entries {
-  return new Map(entries);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isSealedValue(value: unknown): value is SealedValue {
-  return (
-    isRecord(value) &&
-    typeof value.nonce === 'string' &&
-    typeof value.ciphertext === 'string' &&
-    typeof value.tag === 'string'
-  );
 }

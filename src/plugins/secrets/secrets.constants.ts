@@ -18,7 +18,7 @@ export const REDACTED = '[REDACTED]';
 /** How often PLUGIN_SECRETS_DIR is checked for changed files (kubelet itself takes ~1 min). */
 export const MOUNTED_SECRETS_POLL_MS = 2000;
 
-/** RPC requests carry `x-plugin-secret-<lower-cased key>` (CONTRACT.md §5). */
+/** RPC requests carry `x-plugin-secret-<lower-cased key>` (docs/plugin-contract.md §7). */
 export const SECRET_HEADER_PREFIX = 'x-plugin-secret-';
 
 /** Longer values are not sent as headers (they would exceed common header size limits). */

@@ -7,7 +7,7 @@ import { SetSecretDto } from './dto/set-secret.dto';
 import { PluginSecretsService } from './plugin-secrets.service';
 
 /**
- * Write-only secrets API (CONTRACT.md §3): admins set and delete values, nothing reads them
+ * Write-only secrets API (docs/plugin-contract.md §7): admins set and delete values, nothing reads them
  * back. Listings (`secrets` in the plugin view) say only whether and where each key is set.
  */
 @Controller('api/plugins/:name/secrets')

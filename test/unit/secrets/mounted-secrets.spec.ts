@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 
 import { MountedSecrets } from '../../../src/plugins/secrets/mounted-secrets';
+import { MOUNTED_SECRETS_POLL_MS } from '../../../src/plugins/secrets/secrets.constants';
 import { writeSecretVolume } from './kubernetes-volume';
 
 describe('MountedSecrets (PLUGIN_SECRETS_DIR files)', () => {
@@ -171,6 +172,60 @@ describe('MountedSecrets (PLUGIN_SECRETS_DIR files)', () => {
       expect(mounted.refresh('board', ['A_TOKEN'])).toBe(false);
       expect(mounted.refresh('board', ['A_TOKEN', 'B_TOKEN'])).toBe(false);
       expect(mounted.values('board', ['A_TOKEN', 'B_TOKEN']).get('B_TOKEN')).toBe('b');
+    });
+  });
+
+  describe('watching', () => {
+    const board = new Map([['board', ['GITHUB_TOKEN']]]);
+
+    afterEach(() => jest.useRealTimers());
+
+    it('polls on a timer and tells onChange which plugin changed, until stopped', () => {
+      jest.useFakeTimers();
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'first' });
+      const mounted = new MountedSecrets(root);
+      expect(mounted.values('board', ['GITHUB_TOKEN']).get('GITHUB_TOKEN')).toBe('first');
+      const onChange = jest.fn();
+      const stop = mounted.watch(() => board, onChange);
+
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'second' });
+      jest.advanceTimersByTime(MOUNTED_SECRETS_POLL_MS);
+      expect(onChange.mock.calls).toEqual([['board']]);
+      expect(mounted.values('board', ['GITHUB_TOKEN']).get('GITHUB_TOKEN')).toBe('second');
+
+      stop();
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'third' });
+      jest.advanceTimersByTime(10 * MOUNTED_SECRETS_POLL_MS);
+      expect(onChange).toHaveBeenCalledTimes(1);
+      expect(jest.getTimerCount()).toBe(0);
+    });
+
+    it('polls now with poll(), returning the plugins that changed', () => {
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'first' });
+      const mounted = new MountedSecrets(root);
+      expect(mounted.poll()).toEqual([]);
+      const onChange = jest.fn();
+      const stop = mounted.watch(() => board, onChange);
+      expect(mounted.poll()).toEqual([]);
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'second' });
+      expect(mounted.poll()).toEqual(['board']);
+      expect(onChange).toHaveBeenCalledWith('board');
+      stop();
+      expect(mounted.poll()).toEqual([]);
+    });
+
+    it('forgets plugins that are no longer watched', () => {
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'first' });
+      const mounted = new MountedSecrets(root);
+      let targets: ReadonlyMap<string, readonly string[]> = board;
+      const stop = mounted.watch(() => targets, jest.fn());
+      expect(mounted.poll()).toEqual([]);
+      targets = new Map();
+      expect(mounted.poll()).toEqual([]);
+      writeSecretVolume(join(root, 'board'), { GITHUB_TOKEN: 'second' });
+      // Read afresh: a first read is not a change.
+      expect(mounted.refresh('board', ['GITHUB_TOKEN'])).toBe(false);
+      stop();
     });
   });
 });

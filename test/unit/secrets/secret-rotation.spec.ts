@@ -1,14 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
 import { rotateSecretStore } from '../../../src/plugins/secrets/secret-rotation';
-import { SecretStore, SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store';
+import { SecretStore } from '../../../src/plugins/secrets/secret-store';
+import { SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store-corrupt.error';
 
-const SCRIPT = resolve(__dirname, '../../../scripts/secrets-rotate.ts');
 const VALUE_A = 'rotation-value-aaaaaaaa';
 const VALUE_B = 'rotation-value-bbbbbbbb';
 
@@ -61,55 +60,6 @@ describe('key rotation', () => {
         storeExisted: false,
         count: 0,
       });
-    });
-  });
-
-  describe('npm run secrets:rotate', () => {
-    const run = (env: Record<string, string>): { status: number | null; out: string } => {
-      const res = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', SCRIPT], {
-        env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATA_DIR: dataDir, ...env },
-        encoding: 'utf8',
-        timeout: 30_000,
-      });
-      return { status: res.status, out: `${res.stdout}${res.stderr}` };
-    };
-    const b64 = (key: Buffer): string => key.toString('base64');
-
-    it('re-encrypts with NEW_SECRETS_KEY and prints counts, never values or keys', () => {
-      const res = run({ SECRETS_KEY: b64(oldKey), NEW_SECRETS_KEY: b64(newKey) });
-      expect(res.status).toBe(0);
-      expect(res.out).toContain('re-encrypted 2 secret value(s)');
-      for (const secret of [VALUE_A, VALUE_B, b64(oldKey), b64(newKey)])
-        expect(res.out).not.toContain(secret);
-      expect(storeWith(newKey).read('assistant', 'MODEL_KEY')).toBe(VALUE_B);
-    });
-
-    it('exits 1 and changes nothing when SECRETS_KEY does not open the store', () => {
-      const before = readFileSync(file, 'utf8');
-      const res = run({ SECRETS_KEY: b64(randomBytes(32)), NEW_SECRETS_KEY: b64(newKey) });
-      expect(res.status).toBe(1);
-      expect(res.out).toMatch(/secret store is corrupt.*\nnothing was changed/);
-      expect(readFileSync(file, 'utf8')).toBe(before);
-    });
-
-    it('exits 2 without a valid NEW_SECRETS_KEY', () => {
-      expect(run({ SECRETS_KEY: b64(oldKey) }).status).toBe(2);
-      expect(run({ SECRETS_KEY: b64(oldKey), NEW_SECRETS_KEY: 'c2hvcnQ=' }).status).toBe(2);
-    });
-
-    it('updates the generated development key when SECRETS_KEY came from it', () => {
-      const devKeys = join(dataDir, 'dev-keys.json');
-      writeFileSync(
-        devKeys,
-        JSON.stringify({ JWT_SECRET: 'j'.repeat(43), SECRETS_KEY: b64(oldKey) }),
-      );
-      const res = run({ NEW_SECRETS_KEY: b64(newKey) });
-      expect(res.status).toBe(0);
-      expect(JSON.parse(readFileSync(devKeys, 'utf8'))).toEqual({
-        JWT_SECRET: 'j'.repeat(43),
-        SECRETS_KEY: b64(newKey),
-      });
-      expect(storeWith(newKey).read('board', 'GITHUB_TOKEN')).toBe(VALUE_A);
     });
   });
 });

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 
 import { AtomicFileOps, nodeAtomicFileOps, WritableFile } from '../../../src/common/atomic-file';
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
-import { SecretStore, SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store';
+import { SecretStore } from '../../../src/plugins/secrets/secret-store';
+import { SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store-corrupt.error';
 
 interface StoreFile {
   keyId: string;
@@ -69,7 +70,8 @@ describe('SecretStore (encrypted values in DATA_DIR)', () => {
       expect(again.read('board', 'GITHUB_TOKEN')).toBe('ghp_abcdef123456');
       expect(again.read('board', 'EMPTY')).toBe('');
       expect(again.read('assistant', 'MODEL_KEY')).toBe('sk-ünïcødé-🔑');
-      expect(again.keys('board')).toEqual(['EMPTY', 'GITHUB_TOKEN']);
+      expect(again.has('board', 'EMPTY')).toBe(true);
+      expect(again.values('board').sort()).toEqual(['', 'ghp_abcdef123456']);
     });
 
     it('deletes a value and says whether there was one', async () => {

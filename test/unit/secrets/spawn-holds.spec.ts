@@ -16,6 +16,7 @@ import { PluginIdentityService } from '../../../src/plugins/secrets/plugin-ident
 import { PluginSecretsService } from '../../../src/plugins/secrets/plugin-secrets.service';
 import { FakeClock } from '../../helpers/fake-clock';
 import { FakeSpawner } from '../../helpers/fake-spawner';
+import { secretsGraph } from './secrets-graph';
 
 const OLD = 'ghp_old_value_0123456789';
 const NEW = 'ghp_new_value_9876543210';
@@ -58,8 +59,7 @@ describe('secret values held by a plugin process', () => {
     });
     registry = registryFor(config);
     await registry.scan();
-    secrets = new PluginSecretsService(config, registry);
-    await secrets.load();
+    secrets = secretsGraph(config, registry).service;
     spawner = new FakeSpawner();
     manager = new PluginProcessManager(
       config,
@@ -115,10 +115,10 @@ describe('secret values held by a plugin process', () => {
     await secrets.delete('board', 'GITHUB_TOKEN');
     child.print(`still ${OLD}`);
     expect(lines().at(-1)).toBe('still [REDACTED]');
-    expect(secrets.redactAll(OLD)).toBe('[REDACTED]');
+    expect(secrets.redact('board', OLD)).toBe('[REDACTED]');
     void manager.stop('board');
     child.exit(0);
     child.close();
-    expect(secrets.redactAll(OLD)).toBe(OLD);
+    expect(secrets.redact('board', OLD)).toBe(OLD);
   });
 });
