@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { mintToken } from '../src/auth/token-minter';
+import { mintToken } from './lib/token-minter';
 import { ConfigException } from '../src/config/config.exception';
 import { loadConfig } from '../src/config/load-config';
 

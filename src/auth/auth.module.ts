@@ -8,9 +8,10 @@ import { RolesGuard } from './roles.guard';
 import { TokenVerifier } from './token-verifier.service';
 
 /**
- * Authentication for the whole app: every route needs a user unless `@Public()`, a cookie or
- * `?token=` credential needs a first-party Origin where it could change state, `@Roles()` adds a
- * role check. TokenVerifier is exported for the WebSocket upgrade path.
+ * Authentication for the whole app: every route needs a user unless `@Public()` (passport's
+ * `jwt` strategy behind `AuthGuard('jwt')`), a cookie or `?token=` credential needs a
+ * first-party Origin where it could change state, `@Roles()` adds a role check. TokenVerifier is
+ * exported for the WebSocket upgrade path, which verifies with the same call as JwtStrategy.
  */
 @Module({
   providers: [

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 
-/** WebSocket subprotocol carrying a token: `<prefix><base64url(jwt)>` (CONTRACT.md §5). */
+/** Subprotocol carrying a token: `<prefix><base64url(jwt)>` (docs/plugin-contract.md §5). */
 export const BEARER_SUBPROTOCOL_PREFIX = 'base64url.bearer.authorization.portico.';
 /** Offered next to the bearer entry; answered when the plugin picks no subprotocol. */
 export const PORTICO_SUBPROTOCOL = 'portico';

@@ -18,7 +18,8 @@ const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 const LOGGED_HEADER_CHARS = 200;
 
 /**
- * Global guard, runs after JwtAuthGuard: refuses cross-site request forgery (CONTRACT.md §5).
+ * Global guard, runs after JwtAuthGuard: refuses cross-site request forgery
+ * (docs/plugin-contract.md §5).
  * A request authenticated by an ambient credential (cookie, `?token=`) that may change state
  * needs a first-party Origin (origin-policy.ts); otherwise 403 "cross-site request refused".
  * "May change state" means an unsafe method, or any method on a route that takes every method

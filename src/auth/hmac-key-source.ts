@@ -9,7 +9,7 @@ export class HmacKeySource implements KeySource {
   private readonly key: KeyObject;
 
   public constructor(secret: string) {
-    // A secret KeyObject, never a string: jsonwebtoken would try a string as a PEM first.
+    // A secret KeyObject, so keyFitsAlgorithm can tell it from a public key by its type.
     this.key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 

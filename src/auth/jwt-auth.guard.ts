@@ -1,68 +1,62 @@
-import type { ServerResponse } from 'node:http';
-
-import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import passport from 'passport';
+import { AuthGuard, IAuthModuleOptions } from '@nestjs/passport';
 
 import { AuthException, AuthExceptionCode } from './auth.exception';
-import { extractCredential } from './credential-extractor';
-import { JwtStrategy } from './jwt.strategy';
-import type { AuthenticatedRequest, Principal } from './principal';
+import { JWT_STRATEGY } from './jwt.strategy';
+import type { JwtAuthenticateOptions } from './jwt.strategy';
+import type { Principal } from './principal';
 import { IS_PUBLIC } from './public.decorator';
 import { TokenVerifier } from './token-verifier.service';
 
 /**
  * Global guard: every route needs a valid token unless it or its controller is `@Public()`.
- * Sets `req.user` to the Principal; answers 401 with the reason otherwise.
+ * Passport's `jwt` strategy (JwtStrategy) sets `req.user` to the Principal; a refused caller
+ * gets 401 with the reason (`missing credentials`, `invalid token`, `token expired`, ...).
  */
 @Injectable()
-export class JwtAuthGuard implements CanActivate {
+export class JwtAuthGuard extends AuthGuard(JWT_STRATEGY) {
   public constructor(
     private readonly reflector: Reflector,
-    private readonly strategy: JwtStrategy,
     private readonly verifier: TokenVerifier,
-  ) {}
+  ) {
+    super();
+  }
 
-  public async canActivate(context: ExecutionContext): Promise<boolean> {
+  public override async canActivate(context: ExecutionContext): Promise<boolean> {
     const isPublic = this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC, [
       context.getHandler(),
       context.getClass(),
     ]);
     if (isPublic === true) return true;
-    const http = context.switchToHttp();
-    const req = http.getRequest<AuthenticatedRequest>();
-    if (extractCredential(req) === undefined) {
-      throw new AuthException(
-        AuthExceptionCode.MISSING_CREDENTIALS,
-        'missing credentials',
-      ).toHttpException();
-    }
-    req.user = await this.authenticate(req, http.getResponse<ServerResponse>());
-    return true;
+    // AuthGuard's canActivate is async; its declared type is CanActivate's wider union.
+    return super.canActivate(context) as Promise<boolean>;
   }
 
   /**
-   * Runs this module's strategy instance rather than the one registered globally under
-   * `jwt`, so several apps in one process (tests) each keep their own keys and options.
+   * Names this app's verifier for the strategy: the `jwt` entry in passport's process-wide
+   * registry may belong to another app in the same process (see JwtStrategy).
    */
-  private authenticate(req: AuthenticatedRequest, res: ServerResponse): Promise<Principal> {
-    return new Promise((resolve, reject) => {
-      const refuse = (cause: unknown): void =>
-        reject(this.verifier.failure(cause).toHttpException());
-      const middleware = passport.authenticate(
-        this.strategy,
-        { session: false },
-        (err: unknown, user: Principal | false | null | undefined, info: unknown) => {
-          // `err` is an exception from validate(): a claims problem, or a bug (500).
-          if (err instanceof AuthException) refuse(err);
-          else if (err !== null && err !== undefined) reject(err);
-          else if (user === false || user === null || user === undefined) refuse(info);
-          else resolve(user);
-        },
-      );
-      middleware(req, res, (err?: unknown) =>
-        reject(err ?? new Error('passport ended without a result')),
-      );
-    });
+  public override getAuthenticateOptions(): IAuthModuleOptions {
+    return { tokenVerifier: this.verifier } satisfies JwtAuthenticateOptions;
+  }
+
+  /**
+   * Passport's outcome → the user, or the 401 the strategy's AuthException describes. An error
+   * (not a refusal) is a bug and is rethrown for the exception filter to answer 500.
+   */
+  public override handleRequest<TUser = Principal>(
+    err: unknown,
+    user: unknown,
+    info: unknown,
+  ): TUser {
+    if (err !== null && err !== undefined) throw err;
+    // RequestStrategy only ever succeeds with a Principal; the base signature is generic.
+    if (user !== false && user !== null && user !== undefined) return user as TUser;
+    const refusal =
+      info instanceof AuthException
+        ? info
+        : new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token');
+    throw refusal.toHttpException();
   }
 }

@@ -2,49 +2,55 @@ import type { IncomingMessage } from 'node:http';
 
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
-import type { JwtPayload } from 'jsonwebtoken';
-import { Strategy } from 'passport-jwt';
 
+import { AuthException, AuthExceptionCode } from './auth.exception';
 import { extractCredential } from './credential-extractor';
 import type { Principal } from './principal';
+import { RequestStrategy } from './request.strategy';
 import { TokenVerifier } from './token-verifier.service';
-import type { VerificationKey } from './token-verifier.service';
 
 export const JWT_STRATEGY = 'jwt';
 
-/** The callback passport-jwt's typings declare: they predate KeyObject keys. */
-type TypedKeyCallback = (err: unknown, key?: string | Buffer) => void;
-/** What passport-jwt really does with the key: hand it untouched to jsonwebtoken.verify. */
-type KeyCallback = (err: unknown, key?: VerificationKey) => void;
+/** The `passport.authenticate()` options JwtAuthGuard passes for each request. */
+export interface JwtAuthenticateOptions {
+  /** The verifier of the app handling the request (see JwtStrategy). */
+  readonly tokenVerifier: TokenVerifier;
+}
 
 /**
- * passport-jwt over the same credential sources, keys, options and claim mapping as
- * TokenVerifier, so HTTP and WebSocket callers are judged alike.
+ * The `jwt` passport strategy: finds the credential with extractCredential (the contract's
+ * order) and has TokenVerifier.verify judge it, the very call the WebSocket upgrade makes, so
+ * HTTP and WebSocket share one set of rules and one cache of verified tokens.
+ *
+ * Why not passport-jwt: it always verifies with its own jsonwebtoken call (only the key can be
+ * supplied), so it cannot delegate to TokenVerifier, would keep a second JWT library and a
+ * second rule set in sync with jose's, and would bypass the cache. What it would add on top
+ * (finding the token, mapping claims) is done here by extractCredential and TokenVerifier, so
+ * the strategy is built on passport-strategy's base class (RequestStrategy).
+ *
+ * Passport keeps strategies in one process-wide registry by name, so with several apps in a
+ * process (tests) the `jwt` entry is the last app's strategy. JwtAuthGuard therefore passes its
+ * own app's verifier in the authenticate options; the injected one is only the fallback for a
+ * caller that passes none.
  */
 @Injectable()
-export class JwtStrategy extends PassportStrategy(Strategy, JWT_STRATEGY) {
+export class JwtStrategy extends PassportStrategy(
+  RequestStrategy<JwtAuthenticateOptions>,
+  JWT_STRATEGY,
+) {
   public constructor(private readonly verifier: TokenVerifier) {
-    const { issuer, audience, algorithms } = verifier.options;
-    super({
-      jwtFromRequest: (req: IncomingMessage) => extractCredential(req)?.token ?? null,
-      secretOrKeyProvider: (_req: IncomingMessage, token: string, typedDone: TypedKeyCallback) => {
-        const done = typedDone as KeyCallback;
-        verifier.keyFor(token).then(
-          (key) => done(null, key),
-          (err: unknown) => done(err),
-        );
-      },
-      jsonWebTokenOptions: verifier.options,
-      // passport-jwt overwrites these three in jsonWebTokenOptions with its own top-level
-      // options, even when those are undefined; repeat them or issuer/audience go unchecked.
-      issuer,
-      audience,
-      algorithms,
-      ignoreExpiration: false,
-    });
+    super();
   }
 
-  public validate(payload: JwtPayload): Principal {
-    return this.verifier.toPrincipal(payload);
+  /** The principal of the request's token; rejects with an AuthException when there is none. */
+  public async validate(
+    req: IncomingMessage,
+    options: Partial<JwtAuthenticateOptions>,
+  ): Promise<Principal> {
+    const credential = extractCredential(req);
+    if (credential === undefined) {
+      throw new AuthException(AuthExceptionCode.MISSING_CREDENTIALS, 'missing credentials');
+    }
+    return (options.tokenVerifier ?? this.verifier).verify(credential.token);
   }
 }

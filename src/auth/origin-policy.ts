@@ -50,7 +50,8 @@ export function normalizeOrigin(value: string): string | undefined {
 }
 
 /**
- * The cross-site rule for a request that carries an ambient credential (CONTRACT.md §5):
+ * The cross-site rule for a request that carries an ambient credential
+ * (docs/plugin-contract.md §5):
  * - an `Origin` is allowed when it names this host (host and port as in the `Host` header; the
  *   scheme is not compared, a TLS proxy may sit in front) or is listed in `allowedOrigins`;
  *   `Origin: null` (sandboxed frames, some redirects) and unparsable values are refused;

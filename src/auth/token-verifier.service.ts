@@ -8,9 +8,8 @@ import {
   OnModuleDestroy,
   Optional,
 } from '@nestjs/common';
-import { decodeProtectedHeader } from 'jose';
-import { NotBeforeError, TokenExpiredError, verify } from 'jsonwebtoken';
-import type { Algorithm, JwtPayload, VerifyOptions } from 'jsonwebtoken';
+import { errors, jwtVerify } from 'jose';
+import type { JWSHeaderParameters, JWTPayload } from 'jose';
 
 import { ConfigException, ConfigExceptionCode } from '../config/config.exception';
 import { PorticoConfig } from '../config/portico-config';
@@ -19,30 +18,31 @@ import { HmacKeySource } from './hmac-key-source';
 import { JWKS_OPTIONS, JwksKeySource } from './jwks-key-source';
 import type { JwksOptions } from './jwks-key-source';
 import { isJwtAlgorithm, keyFitsAlgorithm } from './key-source';
-import type { KeySource } from './key-source';
+import type { JwtAlgorithm, KeySource } from './key-source';
 import type { Principal } from './principal';
 import { VerifiedTokenCache } from './verified-token-cache';
 
 /** Allowed clock difference between Portico and the token issuer, for `exp` and `nbf`. */
 export const CLOCK_TOLERANCE_SECONDS = 30;
 
-/** The jsonwebtoken options every token is checked with. */
-export type TokenVerifyOptions = Readonly<
-  Omit<VerifyOptions, 'algorithms' | 'issuer' | 'audience'> & {
-    algorithms: Algorithm[];
-    issuer?: string;
-    audience?: string;
-  }
->;
+/** What every token is checked against (jose's `jwtVerify` options). */
+export interface TokenVerifyOptions {
+  readonly algorithms: JwtAlgorithm[];
+  /** Seconds of skew allowed on `exp` and `nbf`. */
+  readonly clockTolerance: number;
+  readonly issuer?: string;
+  readonly audience?: string;
+}
 
 /** An HMAC secret or a public key, always as a KeyObject so its kind is never guessed. */
 export type VerificationKey = KeyObject;
 
 /**
- * The one place user JWTs are verified: the WebSocket handshake calls `verify`, and JwtStrategy
- * (HTTP) is built from the same `keyFor`, `options` and `toPrincipal`. Keys come from JWT_SECRET
- * (HS256) and/or JWT_JWKS_URL (RS256, ES256); `keyFor` picks the source by the token's `alg` and
- * checks the key it gets is of that kind, so `alg: none` and algorithm confusion are rejected.
+ * The one place user JWTs are verified: the WebSocket upgrade and JwtStrategy (HTTP) both call
+ * `verify`, so both share its rules and its cache of verified tokens. Signatures and claims are
+ * checked by jose. Keys come from JWT_SECRET (HS256) and/or JWT_JWKS_URL (RS256, ES256); `keyFor`
+ * picks the source by the token's `alg` and checks the key it gets is of that kind, so
+ * `alg: none` and algorithm confusion are rejected.
  */
 @Injectable()
 export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
@@ -95,14 +95,14 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
     const now = this.now();
     const cached = this.cache.get(token, now);
     if (cached !== undefined) return cached;
-    let payload: string | JwtPayload;
+    let payload: JWTPayload;
     try {
-      payload = verify(token, await this.keyFor(token), this.options);
+      ({ payload } = await jwtVerify(token, (header) => this.keyFor(header), this.options));
     } catch (err) {
       throw this.failure(err);
     }
     const principal = this.toPrincipal(payload);
-    const exp = typeof payload === 'string' ? undefined : payload.exp;
+    const { exp } = principal;
     // When verification would start refusing it, on the cache's clock (`exp` is wall time).
     const expiresAt =
       typeof exp === 'number'
@@ -113,11 +113,11 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * The key `token` must be signed with: the source is chosen by the token's `alg`, and the key
-   * must be of the kind that `alg` means (never a public key for HS256, never a secret for RS256).
+   * The key a token with this header must be signed with (jose asks for it once the token
+   * parses and its `alg` is allowed): the source is chosen by the `alg`, and the key must be of
+   * the kind that `alg` means (never a public key for HS256, never a secret for RS256).
    */
-  public async keyFor(token: string): Promise<VerificationKey> {
-    const header = decodeProtectedHeader(token);
+  public async keyFor(header: JWSHeaderParameters): Promise<VerificationKey> {
     const { alg } = header;
     if (!isJwtAlgorithm(alg)) throw invalidToken();
     const source = this.sources.find((s) => s.algorithms.includes(alg));
@@ -128,13 +128,13 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /** Claims of a verified token → Principal; a token without `sub` is invalid. */
-  public toPrincipal(payload: string | JwtPayload): Principal {
-    if (typeof payload === 'string' || typeof payload.sub !== 'string' || payload.sub === '') {
+  private toPrincipal(payload: JWTPayload): Principal {
+    if (typeof payload.sub !== 'string' || payload.sub === '') {
       throw new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no subject');
     }
     const exp =
       typeof payload.exp === 'number' && Number.isFinite(payload.exp) ? payload.exp : undefined;
-    // A token without `exp` would be a session that never ends (CONTRACT.md §5).
+    // A token without `exp` would be a session that never ends (docs/plugin-contract.md §5).
     if (exp === undefined && !this.config.JWT_ALLOW_NO_EXP)
       throw new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no expiry');
     const name = [payload.name, payload.preferred_username].find(
@@ -153,15 +153,19 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
    * Any verification error as an AuthException. Clients get a fixed message; the library's
    * reason (never the token) goes to the debug log for operators.
    */
-  public failure(err: unknown): AuthException {
+  private failure(err: unknown): AuthException {
     if (err instanceof AuthException) return err;
     this.logger.debug({
       event: 'token_rejected',
       reason: err instanceof Error ? err.message : 'unknown',
     });
-    if (err instanceof TokenExpiredError)
+    if (err instanceof errors.JWTExpired)
       return new AuthException(AuthExceptionCode.EXPIRED_TOKEN, 'token expired');
-    if (err instanceof NotBeforeError)
+    if (
+      err instanceof errors.JWTClaimValidationFailed &&
+      err.claim === 'nbf' &&
+      err.reason === 'check_failed'
+    )
       return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token not yet valid');
     return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token');
   }

@@ -1,5 +1,4 @@
-import { sign } from 'jsonwebtoken';
-
+import { signCompact } from '../../scripts/lib/token-minter';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TEST_JWT_SECRET, TestApp } from '../helpers/test-app';
@@ -84,9 +83,12 @@ describe('authentication and roles', () => {
   });
 
   it('reads roles given as a space separated string', async () => {
-    const token = sign({ sub: 'carol', roles: 'user admin' }, TEST_JWT_SECRET, {
-      expiresIn: 60,
-    });
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const token = signCompact(
+      { alg: 'HS256', typ: 'JWT' },
+      { sub: 'carol', roles: 'user admin', exp },
+      TEST_JWT_SECRET,
+    );
     const res = await http(t.baseUrl, 'POST', '/api/plugins/rescan', { token });
     expect(res.status).toBe(200);
   });
@@ -131,5 +133,47 @@ describe('with JWT_ISSUER and JWT_AUDIENCE set', () => {
     expect(res.status).toBe(401);
     const r = await connect(`${t.wsUrl}/plugin-ws/echo`, { token });
     expect(r).toMatchObject({ kind: 'rejected', status: 401 });
+  });
+});
+
+/**
+ * Passport keeps one `jwt` strategy per process, so the app started last owns the registered
+ * one; each app must still judge tokens by its own keys (as Jest runs several apps per worker).
+ */
+describe('two apps in one process with different JWT_SECRETs', () => {
+  const apps: TestApp[] = [];
+  let plugins: ReturnType<typeof pluginsDirWith>;
+
+  beforeAll(async () => {
+    plugins = pluginsDirWith([]);
+    for (const secret of [
+      'first-app-secret-'.padEnd(40, 'a'),
+      'second-app-secret-'.padEnd(40, 'b'),
+    ]) {
+      apps.push(await startTestApp({ pluginsDir: plugins.dir, env: { JWT_SECRET: secret } }));
+    }
+  });
+
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.close()));
+    plugins.remove();
+  });
+
+  it("lets each app accept its own tokens and refuse the other app's with 401", async () => {
+    const [first, second] = apps as [TestApp, TestApp];
+    expect(first.config.JWT_SECRET).not.toBe(second.config.JWT_SECRET);
+    for (const [app, other] of [
+      [first, second],
+      [second, first],
+    ] as const) {
+      const own = await http(app.baseUrl, 'GET', '/api/plugins', { token: app.token() });
+      expect(own.status).toBe(200);
+      const foreign = await http(app.baseUrl, 'GET', '/api/plugins', { token: other.token() });
+      expect(foreign.json).toEqual({
+        statusCode: 401,
+        error: 'Unauthorized',
+        message: 'invalid token',
+      });
+    }
   });
 });

@@ -1,17 +1,11 @@
-import {
-  createHmac,
-  sign as cryptoSign,
-  generateKeyPairSync,
-  KeyObject,
-  randomBytes,
-} from 'node:crypto';
-import type { JsonWebKey } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { sign } from 'jsonwebtoken';
-import type { SignOptions } from 'jsonwebtoken';
+import { signCompact } from '../../scripts/lib/token-minter';
+import type { SignatureKey } from '../../scripts/lib/token-minter';
 
 export type AsymmetricAlgorithm = 'RS256' | 'ES256';
 
@@ -52,44 +46,46 @@ export function generateSigningKey(
   return { kid, alg, privateKey, publicKey, jwk };
 }
 
-/** A token signed by `key`, with its `kid` unless `kid` is given (`null`: no kid at all). */
+/** What signWith may change about the token it builds. */
+export interface SignWithOptions {
+  /** The `alg` header and the hash signed with (default: the key's own algorithm). */
+  readonly algorithm?: string;
+  /** The `kid` header; `null` for none (default: the key's kid). */
+  readonly kid?: string | null;
+  /** Lifetime in seconds when `claims` has no `exp` (default 300). */
+  readonly expiresIn?: number;
+}
+
+/** A token signed by `key`, with `iat`, and an `exp` 5 minutes out unless `claims` has one. */
 export function signWith(
   key: SigningKey,
   claims: Record<string, unknown>,
-  options: SignOptions & { kid?: string | null } = {},
+  options: SignWithOptions = {},
 ): string {
-  const { kid, ...rest } = options;
-  const keyid = kid === undefined ? key.kid : (kid ?? undefined);
-  return sign(claims, key.privateKey, {
-    algorithm: key.alg,
-    ...(keyid === undefined ? {} : { keyid }),
-    ...('exp' in claims || rest.expiresIn !== undefined ? {} : { expiresIn: 300 }),
-    ...rest,
-    allowInsecureKeySizes: true,
-  });
+  const keyid = options.kid === undefined ? key.kid : (options.kid ?? undefined);
+  const iat = Math.floor(Date.now() / 1000);
+  return signCompact(
+    {
+      alg: options.algorithm ?? key.alg,
+      typ: 'JWT',
+      ...(keyid === undefined ? {} : { kid: keyid }),
+    },
+    { iat, ...('exp' in claims ? {} : { exp: iat + (options.expiresIn ?? 300) }), ...claims },
+    key.privateKey,
+  );
 }
 
 /**
- * A compact JWT with any header, whatever it claims: signed with HMAC-SHA256 when `signer` is a
- * secret, with SHA-256 and the private key when it is one, unsigned when it is `undefined`.
+ * A compact JWT with any header, whatever it claims: signed with HMAC when `signer` is a secret
+ * (even one that is really a public key's PEM), with the private key when it is one, unsigned
+ * when it is `undefined`. The hash follows the header's `alg` (SHA-256 by default).
  */
 export function craftToken(
   header: Record<string, unknown>,
   claims: Record<string, unknown>,
-  signer?: string | Buffer | KeyObject,
+  signer?: SignatureKey,
 ): string {
-  const encode = (part: object): string => Buffer.from(JSON.stringify(part)).toString('base64url');
-  const input = `${encode(header)}.${encode(claims)}`;
-  let signature = '';
-  if (signer instanceof KeyObject) {
-    signature = cryptoSign('sha256', Buffer.from(input), {
-      key: signer,
-      dsaEncoding: 'ieee-p1363',
-    }).toString('base64url');
-  } else if (signer !== undefined) {
-    signature = createHmac('sha256', signer).update(input).digest('base64url');
-  }
-  return `${input}.${signature}`;
+  return signCompact(header, claims, signer);
 }
 
 /**

@@ -4,10 +4,17 @@ import { Socket } from 'node:net';
 import { ExecutionContext, HttpException } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 
+import { signCompact } from '../../../scripts/lib/token-minter';
 import type { AuthenticatedRequest } from '../../../src/auth/principal';
 import { PorticoConfig } from '../../../src/config/portico-config';
 
 export const SECRET = 'unit-test-secret-unit-test-secret-0123456789';
+
+/** An HS256 token of exactly these claims plus `iat`: no `exp` unless given. */
+export function hs256(claims: Record<string, unknown>, secret: string = SECRET): string {
+  const iat = Math.floor(Date.now() / 1000);
+  return signCompact({ alg: 'HS256', typ: 'JWT' }, { iat, ...claims }, secret);
+}
 
 export function config(overrides: Partial<PorticoConfig> = {}): PorticoConfig {
   return Object.assign(new PorticoConfig(), { JWT_SECRET: SECRET }, overrides);

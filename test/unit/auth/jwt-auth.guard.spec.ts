@@ -2,18 +2,17 @@ import { generateKeyPairSync } from 'node:crypto';
 
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { sign } from 'jsonwebtoken';
 
+import { mintToken, signCompact } from '../../../scripts/lib/token-minter';
 import { BEARER_SUBPROTOCOL_PREFIX } from '../../../src/auth/credential-extractor';
 import { JwtAuthGuard } from '../../../src/auth/jwt-auth.guard';
 import { JwtStrategy } from '../../../src/auth/jwt.strategy';
 import { ADMIN_ROLE } from '../../../src/auth/principal';
 import { Public } from '../../../src/auth/public.decorator';
 import { Roles } from '../../../src/auth/roles.decorator';
-import { mintToken } from '../../../src/auth/token-minter';
 import { TokenVerifier } from '../../../src/auth/token-verifier.service';
 import { PorticoConfig } from '../../../src/config/portico-config';
-import { config, httpContext, refusal, request, SECRET } from './auth-context';
+import { config, hs256, httpContext, refusal, request, SECRET } from './auth-context';
 
 @Public()
 class HealthRoutes {
@@ -30,9 +29,14 @@ class ApiRoutes {
   public rescan(): void {}
 }
 
+/** The guard of an app with this configuration (its own TokenVerifier, as Nest would build). */
 function guardFor(cfg: PorticoConfig = config()): JwtAuthGuard {
-  const verifier = new TokenVerifier(cfg);
-  return new JwtAuthGuard(new Reflector(), new JwtStrategy(verifier), verifier);
+  return new JwtAuthGuard(new Reflector(), new TokenVerifier(cfg));
+}
+
+/** Registers an app's `jwt` strategy in passport's process-wide registry, as Nest would. */
+function registerStrategyOf(cfg: PorticoConfig): void {
+  new JwtStrategy(new TokenVerifier(cfg));
 }
 
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -42,7 +46,10 @@ const unauthorized = (message: string): { status: number; body: unknown } => ({
 });
 
 describe('JwtAuthGuard', () => {
-  beforeAll(() => Logger.overrideLogger(false));
+  beforeAll(() => {
+    Logger.overrideLogger(false);
+    registerStrategyOf(config());
+  });
   afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
 
   describe('public routes', () => {
@@ -101,7 +108,7 @@ describe('JwtAuthGuard', () => {
 
     it.each([
       ['expired', () => mintToken(SECRET, { sub: 'a', expiresInSeconds: -120 }), 'token expired'],
-      ['not yet valid', () => sign({ sub: 'a', nbf: now() + 300 }, SECRET), 'token not yet valid'],
+      ['not yet valid', () => hs256({ sub: 'a', nbf: now() + 300 }), 'token not yet valid'],
       ['signed with another key', () => mintToken('z'.repeat(40), { sub: 'a' }), 'invalid token'],
       ['malformed', () => 'not-a-jwt', 'invalid token'],
       [
@@ -118,12 +125,14 @@ describe('JwtAuthGuard', () => {
       [
         'RS256',
         () =>
-          sign({ sub: 'a' }, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, {
-            algorithm: 'RS256',
-          }),
+          signCompact(
+            { alg: 'RS256', typ: 'JWT' },
+            { sub: 'a' },
+            generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+          ),
         'invalid token',
       ],
-      ['without sub', () => sign({ roles: ['admin'] }, SECRET), 'token has no subject'],
+      ['without sub', () => hs256({ roles: ['admin'] }), 'token has no subject'],
     ])('answers 401 for a token %s, without echoing it', async (_what, make, message) => {
       const token = make();
       const req = request('/api/plugins', { authorization: `Bearer ${token}` });
@@ -147,7 +156,7 @@ describe('JwtAuthGuard', () => {
     });
   });
 
-  describe('issuer and audience (checked by the passport-jwt path too)', () => {
+  describe('issuer and audience', () => {
     const guard = (): JwtAuthGuard =>
       guardFor(config({ JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'portico' }));
     const attempt = (token: string): Promise<boolean> =>
@@ -178,10 +187,9 @@ describe('JwtAuthGuard', () => {
     });
   });
 
-  it('keeps each instance on its own keys when several apps share the process', async () => {
-    const first = guardFor(config({ JWT_SECRET: 'a'.repeat(40) }));
-    const second = guardFor(config({ JWT_SECRET: 'b'.repeat(40) }));
-    const tokenFor = (secret: string): string => mintToken(secret, { sub: 'a' });
+  describe('several apps in one process', () => {
+    const A = 'a'.repeat(40);
+    const B = 'b'.repeat(40);
     const attempt = (guard: JwtAuthGuard, token: string): Promise<boolean> =>
       guard.canActivate(
         httpContext(
@@ -190,8 +198,39 @@ describe('JwtAuthGuard', () => {
           'list',
         ),
       );
-    await expect(attempt(first, tokenFor('a'.repeat(40)))).resolves.toBe(true);
-    await expect(attempt(second, tokenFor('b'.repeat(40)))).resolves.toBe(true);
-    expect((await refusal(() => attempt(first, tokenFor('b'.repeat(40))))).status).toBe(401);
+    const tokenFor = (secret: string): string => mintToken(secret, { sub: 'a' });
+
+    it('judges each request by its own app verifier, whichever strategy passport holds', async () => {
+      const first = guardFor(config({ JWT_SECRET: A }));
+      registerStrategyOf(config({ JWT_SECRET: A }));
+      const second = guardFor(config({ JWT_SECRET: B }));
+      // The second app's strategy is now the one registered under `jwt`.
+      registerStrategyOf(config({ JWT_SECRET: B }));
+      await expect(attempt(first, tokenFor(A))).resolves.toBe(true);
+      await expect(attempt(second, tokenFor(B))).resolves.toBe(true);
+      expect(await refusal(() => attempt(first, tokenFor(B)))).toEqual(
+        unauthorized('invalid token'),
+      );
+      expect(await refusal(() => attempt(second, tokenFor(A)))).toEqual(
+        unauthorized('invalid token'),
+      );
+    });
+  });
+
+  describe('a verifier failure that is not a refusal', () => {
+    it('is rethrown as it is (a 500 from the exception filter), not turned into a 401', async () => {
+      const verifier = new TokenVerifier(config());
+      const bug = new Error('key store exploded');
+      jest.spyOn(verifier, 'verify').mockRejectedValue(bug);
+      const req = request('/api/plugins', {
+        authorization: `Bearer ${mintToken(SECRET, { sub: 'a' })}`,
+      });
+      await expect(
+        new JwtAuthGuard(new Reflector(), verifier).canActivate(
+          httpContext(req, ApiRoutes, 'list'),
+        ),
+      ).rejects.toBe(bug);
+      expect(req.user).toBeUndefined();
+    });
   });
 });

@@ -139,6 +139,7 @@ describe('origin policy (CSRF rule for ambient credentials)', () => {
       fc.assert(
         fc.property(header, header, header, (origin, host, site) => {
           const v = originVerdict({ origin, host, 'sec-fetch-site': site }, ALLOWED);
+          expect(typeof v.allowed).toBe('boolean');
           if (v.allowed) expect(['same-host', 'allowed-origin', 'fetch-metadata']).toContain(v.by);
         }),
       );

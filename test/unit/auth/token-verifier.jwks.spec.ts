@@ -1,12 +1,13 @@
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { decodeProtectedHeader } from 'jose';
 
+import { mintToken } from '../../../scripts/lib/token-minter';
 import { AuthException, AuthExceptionCode } from '../../../src/auth/auth.exception';
 import { JwtAuthGuard } from '../../../src/auth/jwt-auth.guard';
 import { JwtStrategy } from '../../../src/auth/jwt.strategy';
 import { JWKS_DEFAULTS } from '../../../src/auth/jwks-key-source';
 import type { JwksOptions } from '../../../src/auth/jwks-key-source';
-import { mintToken } from '../../../src/auth/token-minter';
 import { TokenVerifier } from '../../../src/auth/token-verifier.service';
 import { PorticoConfig } from '../../../src/config/portico-config';
 import {
@@ -16,7 +17,7 @@ import {
   randomKid,
   signWith,
 } from '../../helpers/jwks-server';
-import { httpContext, refusal, request, SECRET } from './auth-context';
+import { config, httpContext, refusal, request, SECRET } from './auth-context';
 
 const ISSUER = 'https://id.example';
 const AUDIENCE = 'portico';
@@ -44,12 +45,12 @@ describe('TokenVerifier with JWT_JWKS_URL', () => {
     overrides: Partial<PorticoConfig> = {},
     options: Partial<JwksOptions> = {},
   ): TokenVerifier {
-    const config = Object.assign(
+    const cfg = Object.assign(
       new PorticoConfig(),
       { JWT_JWKS_URL: jwks.url, JWT_ISSUER: ISSUER, JWT_AUDIENCE: AUDIENCE },
       overrides,
     );
-    const verifier = new TokenVerifier(config, { now: () => time, ...options });
+    const verifier = new TokenVerifier(cfg, { now: () => time, ...options });
     verifiers.push(verifier);
     return verifier;
   }
@@ -231,11 +232,11 @@ describe('TokenVerifier with JWT_JWKS_URL', () => {
     });
 
     it('hands an HS256 token only the HMAC secret, whatever kid it names', async () => {
-      const token = confused('x', jwks.rsa.kid);
-      const both = await verifierFor({ JWT_SECRET: SECRET }).keyFor(token);
+      const header = decodeProtectedHeader(confused('x', jwks.rsa.kid));
+      const both = await verifierFor({ JWT_SECRET: SECRET }).keyFor(header);
       expect(both.type).toBe('secret');
       expect(both.export().toString()).toBe(SECRET);
-      await expect(verifierFor().keyFor(token)).rejects.toEqual(invalid);
+      await expect(verifierFor().keyFor(header)).rejects.toEqual(invalid);
     });
 
     it('refuses an HS256 token when only JWT_JWKS_URL is set, and does not list HS256', async () => {
@@ -422,9 +423,13 @@ describe('TokenVerifier with JWT_JWKS_URL', () => {
     });
   });
 
-  describe('HTTP path (passport-jwt)', () => {
+  describe('HTTP path (JwtAuthGuard and the jwt strategy)', () => {
+    // The strategy registered under `jwt` knows only an HMAC secret: the guard's verifier must count.
+    beforeAll(() => {
+      new JwtStrategy(new TokenVerifier(config()));
+    });
     const attempt = (verifier: TokenVerifier, token: string): Promise<boolean> =>
-      new JwtAuthGuard(new Reflector(), new JwtStrategy(verifier), verifier).canActivate(
+      new JwtAuthGuard(new Reflector(), verifier).canActivate(
         httpContext(
           request('/api/plugins', { authorization: `Bearer ${token}` }),
           ApiRoutes,

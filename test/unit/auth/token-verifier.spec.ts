@@ -1,14 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
 
 import { ConsoleLogger, Logger } from '@nestjs/common';
-import { sign } from 'jsonwebtoken';
 
+import { mintToken, signCompact } from '../../../scripts/lib/token-minter';
 import { AuthException, AuthExceptionCode } from '../../../src/auth/auth.exception';
-import { mintToken } from '../../../src/auth/token-minter';
 import { TokenVerifier } from '../../../src/auth/token-verifier.service';
 import { PorticoConfig } from '../../../src/config/portico-config';
-
-const SECRET = 'unit-test-secret-unit-test-secret-0123456789';
+import { hs256, SECRET } from './auth-context';
 
 function verifier(overrides: Partial<PorticoConfig> = {}): TokenVerifier {
   return new TokenVerifier(Object.assign(new PorticoConfig(), { JWT_SECRET: SECRET }, overrides));
@@ -31,8 +29,8 @@ describe('TokenVerifier', () => {
 
   it('falls back to preferred_username, then sub, for the name', async () => {
     const v = verifier();
-    const a = sign({ sub: 'u1', preferred_username: 'pu', exp: now() + 60 }, SECRET);
-    const b = sign({ sub: 'u2', exp: now() + 60 }, SECRET);
+    const a = hs256({ sub: 'u1', preferred_username: 'pu', exp: now() + 60 });
+    const b = hs256({ sub: 'u2', exp: now() + 60 });
     expect((await v.verify(a)).name).toBe('pu');
     expect((await v.verify(b)).name).toBe('u2');
   });
@@ -40,33 +38,29 @@ describe('TokenVerifier', () => {
   it('reads roles from a configured claim, as a list or a string', async () => {
     const v = verifier({ JWT_ROLES_CLAIM: 'groups' });
     expect(
-      (await v.verify(sign({ sub: 'a', groups: 'admin ops,dev', exp: now() + 60 }, SECRET))).roles,
+      (await v.verify(hs256({ sub: 'a', groups: 'admin ops,dev', exp: now() + 60 }))).roles,
     ).toEqual(['admin', 'ops', 'dev']);
-    expect(
-      (await v.verify(sign({ sub: 'a', groups: ['x', 3], exp: now() + 60 }, SECRET))).roles,
-    ).toEqual(['x']);
+    expect((await v.verify(hs256({ sub: 'a', groups: ['x', 3], exp: now() + 60 }))).roles).toEqual([
+      'x',
+    ]);
   });
 
   it.each([
-    ['expired', () => sign({ sub: 'a', exp: now() - 60 }, SECRET), AuthExceptionCode.EXPIRED_TOKEN],
-    [
-      'not yet valid',
-      () => sign({ sub: 'a', nbf: now() + 120 }, SECRET),
-      AuthExceptionCode.INVALID_TOKEN,
-    ],
+    ['expired', () => hs256({ sub: 'a', exp: now() - 60 }), AuthExceptionCode.EXPIRED_TOKEN],
+    ['not yet valid', () => hs256({ sub: 'a', nbf: now() + 120 }), AuthExceptionCode.INVALID_TOKEN],
     [
       'signed with another key',
-      () => sign({ sub: 'a' }, 'x'.repeat(40)),
+      () => hs256({ sub: 'a' }, 'x'.repeat(40)),
       AuthExceptionCode.INVALID_TOKEN,
     ],
-    ['without a subject', () => sign({ roles: [] }, SECRET), AuthExceptionCode.INVALID_TOKEN],
+    ['without a subject', () => hs256({ roles: [] }), AuthExceptionCode.INVALID_TOKEN],
     ['garbage', () => 'not.a.jwt', AuthExceptionCode.INVALID_TOKEN],
   ])('rejects a token %s', async (_what, make, code) => {
     await expect(verifier().verify(make())).rejects.toMatchObject({ code });
   });
 
   it('refuses a token without exp unless JWT_ALLOW_NO_EXP is set', async () => {
-    const token = sign({ sub: 'a' }, SECRET);
+    const token = hs256({ sub: 'a' });
     await expect(verifier().verify(token)).rejects.toEqual(
       new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no expiry'),
     );
@@ -77,11 +71,9 @@ describe('TokenVerifier', () => {
   });
 
   it('tolerates 30 s of clock skew', async () => {
+    await expect(verifier().verify(hs256({ sub: 'a', exp: now() - 10 }))).resolves.toBeDefined();
     await expect(
-      verifier().verify(sign({ sub: 'a', exp: now() - 10 }, SECRET)),
-    ).resolves.toBeDefined();
-    await expect(
-      verifier().verify(sign({ sub: 'a', nbf: now() + 10, exp: now() + 60 }, SECRET)),
+      verifier().verify(hs256({ sub: 'a', nbf: now() + 10, exp: now() + 60 })),
     ).resolves.toBeDefined();
   });
 
@@ -97,8 +89,8 @@ describe('TokenVerifier', () => {
 
   it('rejects an RS256 token and an HS512 token (algorithm pinned)', async () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const rs = sign({ sub: 'a' }, privateKey, { algorithm: 'RS256' });
-    const hs512 = sign({ sub: 'a' }, SECRET, { algorithm: 'HS512' });
+    const rs = signCompact({ alg: 'RS256', typ: 'JWT' }, { sub: 'a', exp: now() + 60 }, privateKey);
+    const hs512 = signCompact({ alg: 'HS512', typ: 'JWT' }, { sub: 'a', exp: now() + 60 }, SECRET);
     await expect(verifier().verify(rs)).rejects.toMatchObject({
       code: AuthExceptionCode.INVALID_TOKEN,
     });
@@ -118,11 +110,37 @@ describe('TokenVerifier', () => {
   });
 
   it('answers expired and not-yet-valid tokens with their own messages', async () => {
-    await expect(verifier().verify(sign({ sub: 'a', exp: now() - 60 }, SECRET))).rejects.toEqual(
+    await expect(verifier().verify(hs256({ sub: 'a', exp: now() - 60 }))).rejects.toEqual(
       new AuthException(AuthExceptionCode.EXPIRED_TOKEN, 'token expired'),
     );
-    await expect(verifier().verify(sign({ sub: 'a', nbf: now() + 120 }, SECRET))).rejects.toEqual(
+    await expect(verifier().verify(hs256({ sub: 'a', nbf: now() + 120 }))).rejects.toEqual(
       new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token not yet valid'),
+    );
+  });
+
+  it('accepts a token whose audience list names the configured audience', async () => {
+    const v = verifier({ JWT_AUDIENCE: 'portico' });
+    const exp = now() + 60;
+    await expect(
+      v.verify(hs256({ sub: 'a', aud: ['other', 'portico'], exp })),
+    ).resolves.toMatchObject({ id: 'a' });
+    await expect(v.verify(hs256({ sub: 'a', aud: ['other'], exp }))).rejects.toEqual(
+      new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token'),
+    );
+  });
+
+  it('refuses exp and nbf claims that are not numbers', async () => {
+    const invalid = new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token');
+    await expect(verifier().verify(hs256({ sub: 'a', exp: 'never' }))).rejects.toEqual(invalid);
+    await expect(
+      verifier().verify(hs256({ sub: 'a', nbf: 'now', exp: now() + 60 })),
+    ).rejects.toEqual(invalid);
+  });
+
+  it('counts a token as expired only once exp plus 30 s has passed', async () => {
+    await expect(verifier().verify(hs256({ sub: 'a', exp: now() - 25 }))).resolves.toBeDefined();
+    await expect(verifier().verify(hs256({ sub: 'a', exp: now() - 35 }))).rejects.toEqual(
+      new AuthException(AuthExceptionCode.EXPIRED_TOKEN, 'token expired'),
     );
   });
 
@@ -142,10 +160,12 @@ describe('TokenVerifier', () => {
   });
 
   it('rejects an empty subject and a non-object payload', async () => {
-    await expect(verifier().verify(sign({ sub: '' }, SECRET))).rejects.toEqual(
+    await expect(verifier().verify(hs256({ sub: '' }))).rejects.toEqual(
       new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token has no subject'),
     );
-    await expect(verifier().verify(sign('just a string', SECRET))).rejects.toMatchObject({
+    await expect(
+      verifier().verify(signCompact({ alg: 'HS256', typ: 'JWT' }, 'just a string', SECRET)),
+    ).rejects.toMatchObject({
       code: AuthExceptionCode.INVALID_TOKEN,
     });
   });
@@ -154,10 +174,10 @@ describe('TokenVerifier', () => {
     const iat = now() - 100;
     const exp = now() + 60;
     const principal = await verifier().verify(
-      sign({ sub: 'a', iat, exp, roles: [' admin', 'admin', '', 'dev '] }, SECRET),
+      hs256({ sub: 'a', iat, exp, roles: [' admin', 'admin', '', 'dev '] }),
     );
     expect(principal).toEqual({ id: 'a', name: 'a', roles: ['admin', 'dev'], iat, exp });
-    const none = await verifier().verify(sign({ sub: 'a', exp, roles: { admin: true } }, SECRET));
+    const none = await verifier().verify(hs256({ sub: 'a', exp, roles: { admin: true } }));
     expect(none.roles).toEqual([]);
   });
 
@@ -167,7 +187,7 @@ describe('TokenVerifier', () => {
     );
   });
 
-  it('pins the algorithm and clock tolerance in the options it shares with JwtStrategy', () => {
+  it('pins the algorithm, issuer, audience and clock tolerance it verifies with', () => {
     expect(verifier({ JWT_ISSUER: 'i', JWT_AUDIENCE: 'a' }).options).toEqual({
       algorithms: ['HS256'],
       clockTolerance: 30,
@@ -178,9 +198,9 @@ describe('TokenVerifier', () => {
 
   it('never puts the token in its error message', async () => {
     const tokens = [
-      sign({ sub: 'a', exp: now() - 60 }, SECRET),
-      sign({ sub: 'a' }, 'y'.repeat(40)),
-      sign({ roles: [] }, SECRET),
+      hs256({ sub: 'a', exp: now() - 60 }),
+      hs256({ sub: 'a' }, 'y'.repeat(40)),
+      hs256({ roles: [] }),
       'garbage-token-value',
     ];
     for (const token of tokens) {
@@ -209,7 +229,7 @@ describe('TokenVerifier cache of verified tokens', () => {
     fakeClock();
     const v = verifier();
     const keyFor = jest.spyOn(v, 'keyFor');
-    const token = sign({ sub: 'alice', exp: now() + 10 }, SECRET);
+    const token = hs256({ sub: 'alice', exp: now() + 10 });
     await v.verify(token);
     await v.verify(token);
     expect(keyFor).toHaveBeenCalledTimes(1);
@@ -225,7 +245,7 @@ describe('TokenVerifier cache of verified tokens', () => {
     fakeClock();
     const v = verifier();
     const keyFor = jest.spyOn(v, 'keyFor');
-    const token = sign({ sub: 'alice', exp: now() + 3600 }, SECRET);
+    const token = hs256({ sub: 'alice', exp: now() + 3600 });
     await v.verify(token);
     jest.setSystemTime(Date.now() + 60_000);
     await v.verify(token);
@@ -235,7 +255,7 @@ describe('TokenVerifier cache of verified tokens', () => {
   it('never caches a rejected token', async () => {
     const v = verifier();
     const keyFor = jest.spyOn(v, 'keyFor');
-    const forged = sign({ sub: 'alice' }, 'y'.repeat(40));
+    const forged = hs256({ sub: 'alice' }, 'y'.repeat(40));
     await expect(v.verify(forged)).rejects.toBeInstanceOf(AuthException);
     await expect(v.verify(forged)).rejects.toBeInstanceOf(AuthException);
     expect(keyFor).toHaveBeenCalledTimes(2);

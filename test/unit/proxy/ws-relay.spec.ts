@@ -15,7 +15,7 @@ const TEXT = 0x1;
 const CLOSE = 0x8;
 const PING = 0x9;
 const PONG = 0xa;
-const USER: Principal = { id: 'alice', name: 'Alice', roles: ['user'] };
+const USER: Principal = { id: 'alice', name: 'Alice', roles: ['user'], iat: 0, exp: undefined };
 
 /** Two connected TCP sockets on 127.0.0.1 (Node has no socketpair). */
 async function socketPair(): Promise<[Socket, Socket]> {
@@ -127,8 +127,8 @@ describe('WsRelay over socket pairs', () => {
 
   async function startRelay(
     maxMessageBytes = 1024,
-    clientHead = Buffer.alloc(0),
-    upstreamHead = Buffer.alloc(0),
+    clientHead: Buffer = Buffer.alloc(0),
+    upstreamHead: Buffer = Buffer.alloc(0),
   ): Promise<void> {
     const [browserSocket, clientSide] = await socketPair();
     const [upstreamSide, pluginSocket] = await socketPair();
