@@ -381,7 +381,7 @@ ${perRunTable(report)}
   \`Authorization: Bearer\` HS256 JWT, so every handshake is a JWT check plus an upstream dial.
   Portico runs its own echo child, which is the same code as the one behind direct and nginx;
   **node splice** — [\`bench/splice.js\`](../bench/splice.js), 60 lines: reads the upgrade
-  request, verifies the Bearer JWT with jsonwebtoken (no cache), rewrites the path and pipes bytes
+  request, verifies the Bearer JWT with jose (no cache), rewrites the path and pipes bytes
   both ways to the same echo process as direct and nginx; none of Portico's frame tracking, close
   codes, pings, size limit, identity headers, metrics or Nest.
 - **Load client**: the \`ws\` library (permessage-deflate off) in its own process. Its frames are

@@ -1,6 +1,6 @@
 'use strict';
 // The reference point for the relay: the least a Node WebSocket proxy can do. It reads the
-// upgrade request, verifies the Bearer JWT (HS256, jsonwebtoken, as Portico does), rewrites the
+// upgrade request, verifies the Bearer JWT (HS256, jose, as Portico does), rewrites the
 // path to /ws, dials the upstream and pipes bytes both ways. No frame tracking, pings, size
 // limit, close codes, metrics, identity headers or Nest: everything Portico adds is missing.
 // Not a product, only a yardstick (`npm run bench -- --targets ...,splice`).
@@ -8,7 +8,7 @@
 //   PORT=8081 UPSTREAM_PORT=9000 JWT_SECRET=... node bench/splice.js
 const net = require('node:net');
 const { createSecretKey } = require('node:crypto');
-const jwt = require('jsonwebtoken');
+const { jwtVerify } = require('jose');
 
 const port = Number(process.env.PORT);
 const upstreamPort = Number(process.env.UPSTREAM_PORT);
@@ -36,13 +36,15 @@ const server = net.createServer((client) => {
     const rest = head.subarray(end + 4);
     const auth = lines.find((l) => /^authorization:/i.test(l));
     const token = auth && /^authorization:\s*bearer\s+(\S+)/i.exec(auth)?.[1];
-    try {
-      if (!token) throw new Error('no token');
-      jwt.verify(token, key, { algorithms: ['HS256'] });
-    } catch {
-      refuse(client, '401 Unauthorized');
-      return;
-    }
+    const verified = token
+      ? jwtVerify(token, key, { algorithms: ['HS256'] })
+      : Promise.reject(new Error('no token'));
+    verified.then(
+      () => forward(lines, auth, rest),
+      () => refuse(client, '401 Unauthorized'),
+    );
+  };
+  const forward = (lines, auth, rest) => {
     const [method, , version] = lines[0].split(' ');
     const out = [`${method} /ws ${version}`, ...lines.slice(1).filter((l) => l !== auth)];
     const upstream = net.connect(upstreamPort, '127.0.0.1');
