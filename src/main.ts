@@ -7,6 +7,7 @@ import { loadConfig } from './config/load-config';
 import { PorticoConfig } from './config/portico-config';
 import { createApp } from './bootstrap';
 import { readOpenFileLimit } from './http/open-file-limit';
+import { DATA_DIR_LOCKED_EXIT_CODE, DataDirLockedError } from './plugins/process/data-dir-lock';
 import { tuneHeap } from './runtime/heap-tuning';
 
 async function main(): Promise<void> {
@@ -23,7 +24,15 @@ async function main(): Promise<void> {
   }
   const app = await createApp(config);
   logOpenFileLimit(new Logger('Runtime'));
-  await app.listen(config.PORT, config.HOST);
+  try {
+    await app.listen(config.PORT, config.HOST);
+  } catch (err) {
+    if (err instanceof DataDirLockedError) {
+      process.stderr.write(`portico: ${err.message}\n`);
+      process.exit(DATA_DIR_LOCKED_EXIT_CODE);
+    }
+    throw err;
+  }
 }
 
 /** Below this many file descriptors a few hundred WebSockets (two sockets each) exhaust them. */

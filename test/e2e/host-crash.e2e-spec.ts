@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { DATA_DIR_LOCK_FILE } from '../../src/plugins/process/data-dir-lock';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
@@ -12,10 +13,18 @@ interface Pids {
   grandchild: number;
 }
 
+/** The pid of the host the DATA_DIR lock names. */
+const lockHolderPid = (dataDir: string): number =>
+  (
+    JSON.parse(readFileSync(join(dataDir, DATA_DIR_LOCK_FILE), 'utf8')) as {
+      holder: { pid: number };
+    }
+  ).holder.pid;
+
 /**
- * A host killed with SIGKILL runs no shutdown hook, and its plugins (in their own process
- * groups) keep running. The next start on the same DATA_DIR must end them before starting the
- * plugins again.
+ * A host killed with SIGKILL runs no shutdown hook: its plugins (in their own process groups)
+ * keep running and its DATA_DIR lock stays. The next start on the same DATA_DIR must take the
+ * lock over (its holder is gone) and end those plugins before starting the plugins again.
  */
 describe('a host killed with SIGKILL', () => {
   let dataDir: string;
@@ -65,11 +74,12 @@ describe('a host killed with SIGKILL', () => {
 
     await first.kill();
     host = undefined;
-    // Nothing ran on the host's side: both processes outlive it.
+    // Nothing ran on the host's side: both processes outlive it, and so does its lock.
     expect(isGone(before.pid)).toBe(false);
     expect(isGone(before.grandchild)).toBe(false);
+    expect(lockHolderPid(dataDir)).toBe(first.pid);
 
-    host = await startPorticoProcess(plugins.dir, { dataDir });
+    host = await startPorticoProcess(plugins.dir, { dataDir, capture: true });
     await waitFor(
       () => isGone(before.pid) && isGone(before.grandchild),
       10_000,
@@ -78,5 +88,8 @@ describe('a host killed with SIGKILL', () => {
     const after = await pidsOf(host);
     expect(after.pid).not.toBe(before.pid);
     expect(isGone(after.pid)).toBe(false);
-  }, 90_000);
+    // The stale lock was taken over, and that was said once.
+    expect(lockHolderPid(dataDir)).toBe(host.pid);
+    expect(host.output().split('data_dir_lock_taken_over')).toHaveLength(2);
+  }, 120_000);
 });

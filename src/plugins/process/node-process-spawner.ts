@@ -1,19 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 
-import { PorticoConfig } from '../../config/portico-config';
-import { ChildLedger } from './child-ledger';
-import { Clock, CLOCK } from '../../common/clock';
+import { CHILD_LEDGER, ChildLedger } from './child-ledger';
+import { DATA_DIR_LOCK, DataDirLock } from './data-dir-lock';
+import { LineSplitter } from './line-splitter';
 import { PLUGIN_TAG_VARIABLE, PluginProcessTracker, TrackedServer } from './plugin-process-tracker';
-import { LinuxProcTable } from './proc-table';
-
-import { MAX_LINE_CHARS } from './process-spawner';
 import type {
   ChildHandle,
   OutputStream,
@@ -22,37 +16,31 @@ import type {
   StopSignal,
 } from './process-spawner';
 
-/** File in DATA_DIR listing the plugin process groups of the running host. */
-export const CHILD_LEDGER_FILE = 'children.json';
-
 /**
  * Spawns each plugin as the leader of its own process group and session (`detached`), so that a
  * signal to `-pid` reaches everything it started that stayed in the group, and tags it
  * (PLUGIN_TAG_VARIABLE) so that the PluginProcessTracker finds what left the group; a server's
  * exit is reported only once all of its processes are gone. Running servers are recorded in
- * DATA_DIR, and at startup what a killed host left behind is ended (ChildLedger).
+ * DATA_DIR, and at startup, under the DATA_DIR lock, what a killed host left behind is ended
+ * (ChildLedger).
  */
 @Injectable()
 export class NodeProcessSpawner implements ProcessSpawner, OnModuleInit {
   private readonly logger = new Logger(NodeProcessSpawner.name);
-  private readonly ledger: ChildLedger;
-  private readonly tracker: PluginProcessTracker;
 
-  public constructor(config: PorticoConfig, @Inject(CLOCK) clock: Clock) {
-    mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o700 });
-    const table = new LinuxProcTable();
-    this.ledger = new ChildLedger(join(config.DATA_DIR, CHILD_LEDGER_FILE), table);
-    this.tracker = new PluginProcessTracker(
-      table,
-      (pid, signal) => process.kill(pid, signal),
-      clock,
-      (ms) => sleep(ms),
-      process.pid,
-    );
-  }
+  public constructor(
+    @Inject(CHILD_LEDGER) private readonly ledger: ChildLedger,
+    private readonly tracker: PluginProcessTracker,
+    @Inject(DATA_DIR_LOCK) private readonly lock: DataDirLock,
+  ) {}
 
-  /** Runs before any plugin is started (plugins start on application bootstrap). */
+  /**
+   * Runs before any plugin is started (plugins start on application bootstrap). The lock comes
+   * first: while another live host uses this DATA_DIR, the ledger lists its plugins, and they
+   * must not be ended.
+   */
   public onModuleInit(): void {
+    this.lock.acquire();
     for (const { plugin, pid, kind } of this.ledger.reapEarlierRun())
       this.logger.warn({ event: 'stale_plugin_killed', plugin, pid, kind });
   }
@@ -74,17 +62,26 @@ export class NodeProcessSpawner implements ProcessSpawner, OnModuleInit {
     const emitLine = (stream: OutputStream, line: string): void => {
       for (const l of lineListeners) l(stream, line);
     };
-    splitLines(child.stdout, (line) => emitLine('stdout', line));
-    splitLines(child.stderr, (line) => emitLine('stderr', line));
+    readLines(child.stdout, (line) => emitLine('stdout', line));
+    readLines(child.stderr, (line) => emitLine('stderr', line));
     const pid = child.pid;
     const tracked = pid === undefined ? undefined : this.tracker.track(pid, tag);
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (exited) return;
       exited = true;
-      void this.sweep(plugin, tracked).then(() => {
-        for (const l of exitListeners) l(code, signal);
-        if (pid !== undefined) this.ledger.remove(pid);
-      });
+      // `void`: sweep never rejects, and a listener that throws is logged here, so this chain
+      // cannot end in an unhandled rejection (which ends the process on Node 20).
+      void this.sweep(plugin, tracked)
+        .then(() => {
+          try {
+            for (const l of exitListeners) l(code, signal);
+          } finally {
+            if (pid !== undefined) this.ledger.remove(pid);
+          }
+        })
+        .catch((err: unknown) =>
+          this.logger.error({ event: 'plugin_exit_listener_failed', plugin, reason: String(err) }),
+        );
     };
     child.on('exit', finish);
     // After 'exit' and the end of both pipes, also when the spawn failed.
@@ -131,35 +128,10 @@ export class NodeProcessSpawner implements ProcessSpawner, OnModuleInit {
   }
 }
 
-function splitLines(stream: Readable, onLine: (line: string) => void): void {
-  let pending = '';
-  let skipping = false;
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    let start = 0;
-    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', start)) {
-      const piece = chunk.slice(start, nl);
-      if (!skipping) onLine(trimCr(pending + piece).slice(0, MAX_LINE_CHARS));
-      pending = '';
-      skipping = false;
-      start = nl + 1;
-    }
-    if (skipping) return;
-    pending += chunk.slice(start);
-    if (pending.length > MAX_LINE_CHARS) {
-      onLine(pending.slice(0, MAX_LINE_CHARS));
-      pending = '';
-      skipping = true;
-    }
-  });
-  stream.on('end', () => {
-    if (pending.length > 0 && !skipping) onLine(trimCr(pending));
-    pending = '';
-  });
+function readLines(stream: Readable, onLine: (line: string) => void): void {
+  const splitter = new LineSplitter(onLine);
+  stream.on('data', (chunk: Buffer) => splitter.push(chunk));
+  stream.on('end', () => splitter.end());
   // A broken pipe from a dying plugin is not our error to raise.
   stream.on('error', () => undefined);
-}
-
-function trimCr(line: string): string {
-  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }

@@ -8,6 +8,7 @@ import { PorticoConfig } from '../../config/portico-config';
 import { debugEnabled } from '../../logging/debug-enabled';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginDescriptor } from '../manifest/plugin-descriptor';
+import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
 import type { PluginName } from '../shared/plugin.types';
 import { PluginIdentityService } from '../secrets/plugin-identity.service';
 import { PluginSecretsService } from '../secrets/plugin-secrets.service';
@@ -172,9 +173,7 @@ export class PluginProcessManager
     if (descriptor === undefined || server === undefined) {
       throw new SpawnPreconditionError('plugin has no server entry');
     }
-    // Throws SpawnPreconditionError (plugin `failed`, reason in lastError) when a required
-    // secret is missing or its stored value cannot be decrypted.
-    const secrets = this.secrets.envFor(name);
+    const secrets = this.secretsFor(name);
     const dataDir = join(this.config.DATA_DIR, 'plugins', name);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const spec: SpawnSpec = {
@@ -194,6 +193,21 @@ export class PluginProcessManager
     };
     this.specSecrets.set(spec, { name, values: Object.values(secrets) });
     return spec;
+  }
+
+  /**
+   * The plugin's secret values for its environment. A value it needs that cannot be had (a
+   * required secret missing, a store that cannot be decrypted) is a SpawnPreconditionError:
+   * the plugin goes `failed` with the reason in lastError instead of being retried.
+   */
+  private secretsFor(name: PluginName): Record<string, string> {
+    try {
+      return this.secrets.envFor(name);
+    } catch (err) {
+      if (err instanceof PluginException && err.code === PluginExceptionCode.SECRETS_UNAVAILABLE)
+        throw new SpawnPreconditionError(err.message);
+      throw err;
+    }
   }
 
   /**

@@ -32,6 +32,9 @@ export interface ProcTable {
   children(pid: number): number[] | undefined;
 }
 
+/** Injection token of the ProcTable the process room reads. */
+export const PROC_TABLE = Symbol('PROC_TABLE');
+
 /** The process table of the running Linux kernel (or a folder laid out like it). */
 export class LinuxProcTable implements ProcTable {
   public constructor(private readonly root = '/proc') {}

@@ -4,10 +4,12 @@ import { join } from 'node:path';
 
 import { ConsoleLogger, Logger } from '@nestjs/common';
 
-import { ChildLedger } from '../../../src/plugins/process/child-ledger';
+import { FileChildLedger } from '../../../src/plugins/process/child-ledger';
+import type { HostProcess } from '../../../src/plugins/process/host-process';
 import { PLUGIN_TAG_VARIABLE } from '../../../src/plugins/process/plugin-process-tracker';
 import { LinuxProcTable } from '../../../src/plugins/process/proc-table';
 import { FakeProc } from './fake-proc';
+import { hostProcess } from './host-process.fixture';
 
 /** A fake /proc: `stat` files whose field 22 (start time) we choose. */
 function fakeProc(root: string, pid: number, startTime: string): void {
@@ -33,8 +35,11 @@ describe('ChildLedger', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  const ledgerOn = (root: string, ledgerFile = file): ChildLedger =>
-    new ChildLedger(ledgerFile, new LinuxProcTable(root), 50);
+  /** A host on this machine, pid 50 (not in the fake /proc: an earlier host has exited). */
+  const ledgerOn = (root: string, ledgerFile = file, self = hostProcess()): FileChildLedger =>
+    new FileChildLedger(ledgerFile, new LinuxProcTable(root), self);
+  const children = (): unknown =>
+    (JSON.parse(readFileSync(file, 'utf8')) as { children: unknown }).children;
 
   const killer = (alive: Set<number>) => {
     const calls: [number, string][] = [];
@@ -53,9 +58,7 @@ describe('ChildLedger', () => {
     ledger.add('echo', 101);
     ledger.add('board', 102);
     ledger.remove(101);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
-      children: [{ plugin: 'board', pid: 102, startTime: '5001' }],
-    });
+    expect(children()).toEqual([{ plugin: 'board', pid: 102, startTime: '5001' }]);
     // Once every group has ended (a clean shutdown), no file is left behind.
     ledger.remove(102);
     expect(existsSync(file)).toBe(false);
@@ -105,9 +108,14 @@ describe('ChildLedger', () => {
   it('records the tag of each server', () => {
     fakeProc(proc, 101, '5000');
     ledgerOn(proc).add('echo', 101, TAG);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
-      children: [{ plugin: 'echo', pid: 101, startTime: '5000', tag: TAG }],
-    });
+    expect(children()).toEqual([{ plugin: 'echo', pid: 101, startTime: '5000', tag: TAG }]);
+  });
+
+  it('records its owner: the host process that started them', () => {
+    fakeProc(proc, 101, '5000');
+    const self = hostProcess({ pid: 50, startTime: '4000' });
+    ledgerOn(proc, file, self).add('echo', 101);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ owner: self });
   });
 
   it('also ends what left the group: tagged setsid escapees and members of the session', () => {
@@ -164,20 +172,113 @@ describe('ChildLedger', () => {
   });
 });
 
+describe('ChildLedger: whose processes it ends', () => {
+  let dir: string;
+  let proc: FakeProc;
+  let file: string;
+  let warn: jest.SpyInstance;
+  let error: jest.SpyInstance;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portico-ledger-owner-'));
+    proc = new FakeProc(join(dir, 'proc'));
+    file = join(dir, 'children.json');
+    proc.add({ pid: 101, startTime: '5000' }); // a plugin server
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    error = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const logged = (spy: jest.SpyInstance): unknown[] =>
+    spy.mock.calls.map(([line]) => (line as { event?: unknown }).event);
+
+  const ledger = (self: HostProcess): FileChildLedger =>
+    new FileChildLedger(file, new LinuxProcTable(proc.root), self);
+  /** The ledger `owner` wrote with plugin 101 running. */
+  const recordedBy = (owner: HostProcess): void => ledger(owner).add('echo', 101);
+  const next = hostProcess({ pid: 60 });
+
+  it('ends what an owner that has exited left running', () => {
+    recordedBy(hostProcess({ pid: 40, startTime: '4000' })); // pid 40 is not in the table
+    expect(ledger(next).reapEarlierRun(proc.kill)).toEqual([
+      { plugin: 'echo', pid: 101, kind: 'group' },
+    ]);
+    expect(proc.has(101)).toBe(false);
+  });
+
+  it('ends them when the owner’s pid now names another process', () => {
+    proc.add({ pid: 40, startTime: '4999' });
+    recordedBy(hostProcess({ pid: 40, startTime: '4000' }));
+    expect(ledger(next).reapEarlierRun(proc.kill)).toHaveLength(1);
+    expect(proc.has(101)).toBe(false);
+  });
+
+  it('never ends the plugins of an owner that still runs, and keeps its file', () => {
+    proc.add({ pid: 40, startTime: '4000' });
+    recordedBy(hostProcess({ pid: 40, startTime: '4000' }));
+    expect(ledger(next).reapEarlierRun(proc.kill)).toEqual([]);
+    expect(proc.signals).toEqual([]);
+    expect(existsSync(file)).toBe(true);
+    expect(logged(error)).toEqual(['child_ledger_owner_running']);
+  });
+
+  it.each([
+    ['on another machine', { bootId: 'boot-of-another-machine' }],
+    ['in another container (pid namespace)', { pidNamespace: 'pid:[4026532999]' }],
+    ['whose boot or namespace is unknown', { bootId: undefined }],
+  ])(
+    'signals nothing for an owner %s (its pids name nothing here), and drops the file',
+    (_, where) => {
+      recordedBy(hostProcess({ pid: 40, startTime: '4000', ...where }));
+      expect(ledger(next).reapEarlierRun(proc.kill)).toEqual([]);
+      expect(proc.signals).toEqual([]);
+      expect(proc.has(101)).toBe(true);
+      expect(existsSync(file)).toBe(false);
+      expect(logged(warn)).toEqual(['child_ledger_out_of_sight']);
+    },
+  );
+
+  it('signals nothing when the owner cannot be read', () => {
+    recordedBy(hostProcess({ pid: 40 }));
+    const body = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...body, owner: { pid: 'forty' } }));
+    expect(ledger(next).reapEarlierRun(proc.kill)).toEqual([]);
+    expect(proc.signals).toEqual([]);
+    expect(logged(error)).toEqual(['child_ledger_owner_unreadable']);
+  });
+
+  it('ends what a file of an older version (no owner) lists, as before', () => {
+    writeFileSync(
+      file,
+      JSON.stringify({ children: [{ plugin: 'echo', pid: 101, startTime: '5000' }] }),
+    );
+    expect(ledger(next).reapEarlierRun(proc.kill)).toEqual([
+      { plugin: 'echo', pid: 101, kind: 'group' },
+    ]);
+  });
+});
+
 describe('ChildLedger in a folder it cannot write', () => {
+  let dir: string;
   beforeAll(() => Logger.overrideLogger(false));
   afterAll(() => Logger.overrideLogger(new ConsoleLogger()));
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portico-ledger-ro-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('keeps working (best effort) instead of failing the spawn', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'portico-ledger-ro-'));
     const proc = join(dir, 'proc');
     fakeProc(proc, 101, '5000');
-    const ledger = new ChildLedger(
+    const ledger = new FileChildLedger(
       join(dir, 'missing-folder', 'children.json'),
       new LinuxProcTable(proc),
+      hostProcess(),
     );
     expect(() => ledger.add('echo', 101)).not.toThrow();
     expect(() => ledger.remove(101)).not.toThrow();
-    rmSync(dir, { recursive: true, force: true });
+    expect(existsSync(join(dir, 'missing-folder'))).toBe(false);
   });
 });
