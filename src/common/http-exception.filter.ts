@@ -4,7 +4,7 @@ import type { Response } from 'express';
 
 import { DomainException } from './domain-exception';
 
-/** Every HTTP error leaves as `{ statusCode, error, message }` (CONTRACT.md §3). */
+/** Every HTTP error leaves as `{ statusCode, error, message }` (docs/plugin-contract.md §3). */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Http');

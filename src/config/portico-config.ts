@@ -30,7 +30,7 @@ const toList = ({ value }: { value: unknown }): unknown =>
     : value;
 
 /**
- * The host's whole configuration, read once from the environment at startup (CONTRACT.md §6).
+ * The host's whole configuration, read once from the environment at startup (docs/plugin-contract.md §6).
  * Property names are the environment variable names so validation messages name the variable.
  */
 export class PorticoConfig {
@@ -101,7 +101,7 @@ export class PorticoConfig {
   /**
    * Origins (`scheme://host[:port]`) besides the host itself whose pages may use cookie/query
    * credentials: for plugin WebSockets, RPC requests and state-changing API requests (CSRF rule,
-   * CONTRACT.md §5). Normalised and checked by loadConfig.
+   * docs/plugin-contract.md §5). Normalised and checked by loadConfig.
    */
   @Transform(toList)
   @IsString({ each: true })
@@ -184,7 +184,7 @@ export class PorticoConfig {
   @IsString({ each: true })
   public HEADER_PHASE_CAP_EXEMPT: string[] = [];
 
-  /** Passed to plugin servers (CONTRACT.md §2); nothing else of the host's environment is. */
+  /** Passed to plugin servers (docs/plugin-contract.md §2); nothing else of the host's environment is. */
   @IsOptional()
   @IsString()
   public PATH?: string;

@@ -19,7 +19,7 @@ export function connectionsCheckingInterval(headersTimeoutMs: number): number {
 }
 
 /**
- * Bounds what a client that never finishes its request can hold (slowloris, CONTRACT.md §6):
+ * Bounds what a client that never finishes its request can hold (slowloris, docs/plugin-contract.md §6):
  * how long the header phase may last (WebSocket upgrade requests included: their head goes
  * through the same parser), how long a whole request may take, how long an idle kept-alive
  * connection stays, and how many connections one client may have in the header phase. Call

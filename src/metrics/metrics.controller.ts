@@ -5,7 +5,7 @@ import { Registry } from 'prom-client';
 import { Public } from '../auth/public.decorator';
 import { PorticoMetrics } from './portico-metrics';
 
-/** `GET /metrics` in Prometheus text format (CONTRACT.md §3); bind it privately if needed. */
+/** `GET /metrics` in Prometheus text format (docs/plugin-contract.md §3); bind it privately if needed. */
 @Controller()
 @Public()
 export class MetricsController {

@@ -15,7 +15,7 @@ import { PluginsService } from './plugins.service';
 import { PluginSecretsService } from './secrets/plugin-secrets.service';
 import type { LogLine } from './process/log-ring-buffer';
 
-/** The management API (CONTRACT.md §3); every route needs a user, mutations need `admin`. */
+/** The management API (docs/plugin-contract.md §3); every route needs a user, mutations need `admin`. */
 @Controller('api/plugins')
 export class PluginsController {
   public constructor(

@@ -11,7 +11,7 @@ import { AssetCacheInterceptor } from './asset-cache.interceptor';
 import { AssetFile } from './asset-file';
 import { toAssetPath } from './asset-path';
 
-/** Serves the files of a plugin's folder, its frontend in particular (CONTRACT.md §3). */
+/** Serves the files of a plugin's folder, its frontend in particular (docs/plugin-contract.md §3). */
 @Controller('api/plugins')
 export class AssetsController {
   public constructor(private readonly registry: PluginRegistry) {}

@@ -34,7 +34,7 @@ const stripLeadingDotSlash = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' ? value.replace(/^(?:\.\/)+/, '') : value;
 
 /**
- * A plugin's `manifest.json` (CONTRACT.md §1), validated once when its folder is scanned.
+ * A plugin's `manifest.json` (docs/plugin-contract.md §1), validated once when its folder is scanned.
  * Fields not declared here are accepted and dropped. Each property carries one constraint
  * (besides presence) so that its message does not depend on decorator order.
  */

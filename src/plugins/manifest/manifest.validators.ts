@@ -9,7 +9,7 @@ import {
 } from './manifest.constants';
 import { isRelativePluginPath } from './plugin-path';
 
-/** True for a key Portico sets itself or that changes how the process runs (CONTRACT.md §1). */
+/** True for a key Portico sets itself or that changes how the process runs (docs/plugin-contract.md §1). */
 export function isReservedSecretKey(key: string): boolean {
   return (
     RESERVED_SECRET_KEYS.includes(key) ||

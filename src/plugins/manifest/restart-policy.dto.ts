@@ -9,7 +9,7 @@ import {
 } from './manifest.constants';
 import { IsIntInRange, IsNotLessThan } from './manifest.validators';
 
-/** Per-plugin overrides of the supervision defaults (CONTRACT.md §2); unset = default. */
+/** Per-plugin overrides of the supervision defaults (docs/plugin-contract.md §2); unset = default. */
 export class RestartPolicyDto {
   /** false: an unexpected exit leaves the plugin `failed` instead of restarting it. */
   @Expose()

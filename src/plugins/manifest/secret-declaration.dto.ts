@@ -3,7 +3,7 @@ import { IsBoolean, IsDefined, IsOptional, IsString } from 'class-validator';
 
 import { IsSecretKey } from './manifest.validators';
 
-/** One secret a plugin declares (Portico extension, CONTRACT.md §1); its value is set by an admin. */
+/** One secret a plugin declares (Portico extension, docs/plugin-contract.md §1); its value is set by an admin. */
 export class SecretDeclarationDto {
   /** Environment variable the value is injected as. */
   @Expose()

@@ -55,7 +55,7 @@ interface Waiter {
 }
 
 /**
- * Supervises one plugin server (CONTRACT.md §2): spawn, wait for the ready line, restart with
+ * Supervises one plugin server (docs/plugin-contract.md §2): spawn, wait for the ready line, restart with
  * exponential backoff after unexpected exits, give up after too many failed starts in a row,
  * and stop the whole process group with SIGTERM then SIGKILL. Only a start can fail: a server
  * that crashes after it was ready (perhaps because of what a user sent it) is restarted with

@@ -1,6 +1,6 @@
 import { Inject, Module, OnApplicationShutdown } from '@nestjs/common';
 
-import { CLOCK } from '../../common/clock';
+import { ClockModule } from '../../common/clock.module';
 import { SecretsModule } from '../secrets/secrets.module';
 import { DATA_DIR_LOCK, DataDirLock } from './data-dir-lock';
 import { PluginProcessManager } from './plugin-process-manager.service';
@@ -14,9 +14,9 @@ import { PROCESS_PROVIDERS } from './process.providers';
  * provider in PROCESS_PROVIDERS.
  */
 @Module({
-  imports: [SecretsModule],
+  imports: [ClockModule, SecretsModule],
   providers: [...PROCESS_PROVIDERS, PluginProcessManager],
-  exports: [PluginProcessManager, CLOCK],
+  exports: [PluginProcessManager],
 })
 export class ProcessModule implements OnApplicationShutdown {
   public constructor(@Inject(DATA_DIR_LOCK) private readonly lock: DataDirLock) {}

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Provider } from '@nestjs/common';
 
-import { Clock, CLOCK, systemClock } from '../../common/clock';
+import { Clock, CLOCK } from '../../common/clock';
 import { PorticoConfig } from '../../config/portico-config';
 import { CHILD_LEDGER, CHILD_LEDGER_FILE, ChildLedger, FileChildLedger } from './child-ledger';
 import { DATA_DIR_LOCK, DataDirLock, FileDataDirLock } from './data-dir-lock';
@@ -19,7 +19,6 @@ import { PROCESS_SPAWNER } from './process-spawner';
  * tracker of plugin process trees (signals), and the spawner.
  */
 export const PROCESS_PROVIDERS: Provider[] = [
-  { provide: CLOCK, useValue: systemClock },
   { provide: PROC_TABLE, useFactory: (): ProcTable => new LinuxProcTable() },
   {
     provide: HOST_PROCESS,

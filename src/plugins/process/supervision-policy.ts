@@ -1,6 +1,6 @@
 import type { ManifestDto } from '../manifest/manifest.dto';
 
-/** Restart and timing rules for one plugin (CONTRACT.md §2 defaults, manifest overrides). */
+/** Restart and timing rules for one plugin (docs/plugin-contract.md §2 defaults, manifest overrides). */
 export interface SupervisionPolicy {
   /** Restart after an unexpected exit. */
   readonly restart: boolean;

@@ -18,7 +18,7 @@ const HOP_BY_HOP = new Set([
 /**
  * Message framing. Portico decides how a forwarded body is framed (RPC) or that there is none
  * (WebSocket handshake), so the client's framing headers are never copied, and a client's
- * Connection header can never make Portico forget them (CONTRACT.md §3: request smuggling).
+ * Connection header can never make Portico forget them (docs/plugin-contract.md §3: request smuggling).
  */
 const FRAMING = new Set(['content-length', 'transfer-encoding']);
 
@@ -32,7 +32,7 @@ const NOT_NAMEABLE = new Set([
 
 /**
  * Client headers that carry the host's credentials, or that a plugin might take for the client's
- * address or identity (CONTRACT.md §5). Compared after `_` → `-`, because several servers and
+ * address or identity (docs/plugin-contract.md §5). Compared after `_` → `-`, because several servers and
  * frameworks read `x_real_ip` as `x-real-ip`.
  */
 const NEVER_FORWARDED = new Set([

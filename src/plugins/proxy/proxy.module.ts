@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { AuthModule } from '../../auth/auth.module';
+import { ClockModule } from '../../common/clock.module';
 import { ManifestModule } from '../manifest/manifest.module';
 import { ProcessModule } from '../process/process.module';
 import { SecretsModule } from '../secrets/secrets.module';
@@ -18,7 +19,7 @@ import { upstreamDialerProvider } from './upstream-dialer';
  * It exports nothing: nothing else in the app calls into the proxy.
  */
 @Module({
-  imports: [AuthModule, ManifestModule, SecretsModule, ProcessModule],
+  imports: [AuthModule, ClockModule, ManifestModule, SecretsModule, ProcessModule],
   controllers: [RpcProxyController],
   providers: [upstreamDialerProvider, PluginUpstreams, RelayRegistry, PluginProxyGateway],
 })

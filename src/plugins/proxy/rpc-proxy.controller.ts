@@ -26,7 +26,7 @@ import { PLUGINS_API, RPC_ROUTE, rpcUpstreamPath } from './rpc-path';
 const RPC_OMIT: ReadonlySet<string> = new Set(['expect']);
 
 /**
- * `ALL /api/plugins/:name/rpc/*path` (CONTRACT.md §3): a streaming HTTP proxy to the plugin's
+ * `ALL /api/plugins/:name/rpc/*path` (docs/plugin-contract.md §3): a streaming HTTP proxy to the plugin's
  * server. Bodies are piped both ways and never buffered; status, headers and body of the
  * plugin's answer are passed back as they are.
  */
@@ -73,7 +73,7 @@ export class RpcProxyController implements OnApplicationShutdown {
       [
         forwardingHeaders(req),
         this.identity.headersFor(name, user),
-        // For plugins written before secrets came as environment variables (CONTRACT.md §3).
+        // For plugins written before secrets came as environment variables (docs/plugin-contract.md §7).
         this.secrets.headersFor(name),
       ],
       RPC_OMIT,

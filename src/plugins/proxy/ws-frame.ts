@@ -10,7 +10,7 @@ export const enum Opcode {
   Pong = 0xa,
 }
 
-/** Close codes Portico sends itself (CONTRACT.md §4). */
+/** Close codes Portico sends itself (docs/plugin-contract.md §4). */
 export const CloseCode = {
   GoingAway: 1001,
   ProtocolError: 1002,

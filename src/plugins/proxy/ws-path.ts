@@ -7,7 +7,7 @@ const DOT_DOT = /^(?:\.|%2e){2}$/i;
 const ENCODED_SEPARATOR = /%(?:2f|5c|00)/i;
 
 /**
- * The request target a plugin gets for a proxied WebSocket (CONTRACT.md §4): `/ws` plus the
+ * The request target a plugin gets for a proxied WebSocket (docs/plugin-contract.md §4): `/ws` plus the
  * client's sub-path with dot segments (raw or encoded, `/` or `\` separated, as WHATWG URL
  * parsers read them) resolved, plus the query without `token`. Undefined when the sub-path would
  * climb out of `/ws` or hides a separator in an escape: the handshake is refused (400).

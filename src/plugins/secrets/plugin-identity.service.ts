@@ -1,7 +1,7 @@
 import { createHmac, createSecretKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 
 import type { Principal } from '../../auth/principal';
 import { PorticoConfig } from '../../config/portico-config';
@@ -43,7 +43,7 @@ export class PluginIdentityService {
 
   public constructor(
     config: PorticoConfig,
-    @Optional() @Inject(CLOCK) private readonly clock: Pick<Clock, 'now'> = systemClock,
+    @Inject(CLOCK) private readonly clock: Pick<Clock, 'now'> = systemClock,
   ) {
     this.hostKey = Buffer.from(config.SECRETS_KEY ?? '', 'base64');
   }

@@ -30,7 +30,7 @@ type SpawnSecrets =
 const HEADER_SAFE = /^[\t\x20-\x7e]*$/;
 
 /**
- * The precedence rule (docs/plugin-contract.md §1): a mounted file beats the store, so an
+ * The precedence rule (docs/plugin-contract.md §7): a mounted file beats the store, so an
  * operator's volume always wins over a value an admin once set. The store is asked only for keys
  * no file provides, so a corrupt store does not matter to a plugin whose values are all mounted.
  */

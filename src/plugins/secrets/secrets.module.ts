@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { ClockModule } from '../../common/clock.module';
 import { ManifestModule } from '../manifest/manifest.module';
 import { PluginIdentityService } from './plugin-identity.service';
 import { PluginSecretsService } from './plugin-secrets.service';
@@ -17,7 +18,7 @@ import { mountedSecretsProvider, secretStoreProvider } from './secrets.providers
  * `envFor` into a failed start.
  */
 @Module({
-  imports: [ManifestModule],
+  imports: [ClockModule, ManifestModule],
   controllers: [SecretsController],
   providers: [
     secretStoreProvider,

@@ -27,7 +27,7 @@ export enum PluginExceptionCode {
 }
 
 /**
- * The HTTP status for each PluginExceptionCode (docs/plugin-contract.md §3, §7). The WebSocket
+ * The HTTP status for each PluginExceptionCode (docs/plugin-contract.md §8). The WebSocket
  * proxy answers the few codes that can reach a client after its upgrade with close codes of its
  * own (plugin-proxy.gateway.ts).
  */
@@ -49,7 +49,7 @@ export const RETRY_AFTER_SECONDS = 2;
 
 /**
  * The one error type plugin-facing code throws; its HTTP status and WebSocket close code come
- * from one table (plugin-exception.mapping.ts).
+ * from one table (PLUGIN_EXCEPTION_HTTP_STATUS above).
  */
 export class PluginException extends DomainException {
   public constructor(

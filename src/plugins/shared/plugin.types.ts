@@ -7,6 +7,6 @@ export function isPluginName(value: string): value is PluginName {
   return value.length > 0 && value.length <= 128 && PLUGIN_NAME_PATTERN.test(value);
 }
 
-/** CONTRACT.md §2 plugin states. */
+/** docs/plugin-contract.md §2 plugin states. */
 export type PluginStatus =
   'disabled' | 'stopped' | 'starting' | 'running' | 'restarting' | 'failed' | 'invalid';

@@ -8,6 +8,7 @@ import { Inject, Injectable, Logger, Module } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 
 import { Clock, CLOCK } from '../../../src/common/clock';
+import { ClockModule } from '../../../src/common/clock.module';
 import { ConfigModule } from '../../../src/config/config.module';
 import { PorticoConfig } from '../../../src/config/portico-config';
 import { MetricsModule } from '../../../src/metrics/metrics.module';
@@ -36,7 +37,7 @@ class Consumer {
   ) {}
 }
 
-@Module({ imports: [ProcessModule], providers: [Consumer] })
+@Module({ imports: [ClockModule, ProcessModule], providers: [Consumer] })
 class ConsumerModule {}
 
 /** ProcessModule as Nest builds it: what it exports, the order of its side effects, fakes in. */
@@ -111,7 +112,7 @@ describe('ProcessModule', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('exports PluginProcessManager and the clock', async () => {
+  it('exports PluginProcessManager, sharing the one ClockModule clock', async () => {
     moduleRef = await build();
     const consumer = moduleRef.get(Consumer);
     expect(consumer.processes).toBeInstanceOf(PluginProcessManager);
