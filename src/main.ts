@@ -27,6 +27,8 @@ async function main(): Promise<void> {
   try {
     await app.listen(config.PORT, config.HOST);
   } catch (err) {
+    // Plugins may already run (the port was taken after bootstrap): stop them, release the lock.
+    await app.close().catch(() => undefined);
     if (err instanceof DataDirLockedError) {
       process.stderr.write(`portico: ${err.message}\n`);
       process.exit(DATA_DIR_LOCKED_EXIT_CODE);
@@ -52,4 +54,9 @@ function logOpenFileLimit(logger: Logger): void {
   else logger.log(line);
 }
 
-void main();
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `portico: failed to start: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});
