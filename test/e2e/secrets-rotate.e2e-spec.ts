@@ -1,38 +1,28 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { SecretCipher } from '../../src/plugins/secrets/secret-cipher';
 import { SecretStore } from '../../src/plugins/secrets/secret-store';
+import { RotationStore, rotationStore, VALUE_A, VALUE_B } from '../helpers/rotation-store';
 
 const SCRIPT = resolve(__dirname, '../../scripts/secrets-rotate.ts');
-const VALUE_A = 'rotation-value-aaaaaaaa';
-const VALUE_B = 'rotation-value-bbbbbbbb';
 
 /** `npm run secrets:rotate` as an operator runs it: the script in its own process. */
 describe('npm run secrets:rotate', () => {
+  let fixture: RotationStore;
   let dataDir: string;
   let file: string;
-  const oldKey = randomBytes(32);
-  const newKey = randomBytes(32);
-
-  const storeWith = (key: Buffer): SecretStore => {
-    const store = new SecretStore(file, new SecretCipher(key));
-    store.load();
-    return store;
-  };
+  let oldKey: Buffer;
+  let newKey: Buffer;
+  let storeWith: (key: Buffer) => SecretStore;
 
   beforeEach(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'portico-rotate-'));
-    file = join(dataDir, 'secrets.enc.json');
-    const store = storeWith(oldKey);
-    await store.set('board', 'GITHUB_TOKEN', VALUE_A);
-    await store.set('assistant', 'MODEL_KEY', VALUE_B);
+    fixture = await rotationStore();
+    ({ dataDir, file, oldKey, newKey, storeWith } = fixture);
   });
 
-  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+  afterEach(() => fixture.remove());
 
   const run = (env: Record<string, string>): { status: number | null; out: string } => {
     const res = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', SCRIPT], {

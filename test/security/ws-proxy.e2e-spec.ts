@@ -244,40 +244,39 @@ describe('WebSocket proxy, hostile clients', () => {
       });
     };
 
-    it('upstream lookup throws → HTTP 500 for that client, host unharmed', async () => {
-      const spy = jest.spyOn(t.app.get(PluginUpstreams), 'upstream').mockImplementationOnce(() => {
-        throw new TypeError('simulated bug');
-      });
-      try {
-        const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
-        expect(result).toMatchObject({ kind: 'rejected', status: 500 });
-      } finally {
-        spy.mockRestore();
-      }
-      await stillServing();
-    });
+    /** Each case makes one dependency of the router fail once, in its own way. */
+    const breakages: [string, () => jest.SpyInstance][] = [
+      [
+        'the upstream lookup throws',
+        () =>
+          jest.spyOn(t.app.get(PluginUpstreams), 'upstream').mockImplementationOnce(() => {
+            throw new TypeError('simulated bug');
+          }),
+      ],
+      [
+        'the upstream dialer throws synchronously',
+        () =>
+          jest
+            .spyOn(t.app.get<UpstreamDialer>(UPSTREAM_DIALER), 'dial')
+            .mockImplementationOnce(() => {
+              throw new RangeError('simulated bug');
+            }),
+      ],
+      [
+        'token verification rejects with a non-auth error',
+        () =>
+          jest
+            .spyOn(t.app.get(TokenVerifier), 'verify')
+            .mockRejectedValueOnce(new TypeError('simulated bug')),
+      ],
+    ];
 
-    it('the upstream dialer throws synchronously → HTTP 500, host unharmed', async () => {
-      const dialer = t.app.get<UpstreamDialer>(UPSTREAM_DIALER);
-      const spy = jest.spyOn(dialer, 'dial').mockImplementationOnce(() => {
-        throw new RangeError('simulated bug');
-      });
+    it.each(breakages)('%s → HTTP 500 for that client, host unharmed', async (_what, breakOnce) => {
+      const spy = breakOnce();
       try {
         const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
         expect(result).toMatchObject({ kind: 'rejected', status: 500 });
-      } finally {
-        spy.mockRestore();
-      }
-      await stillServing();
-    });
-
-    it('token verification rejects with a non-auth error → HTTP 500, host unharmed', async () => {
-      const spy = jest
-        .spyOn(t.app.get(TokenVerifier), 'verify')
-        .mockRejectedValueOnce(new TypeError('simulated bug'));
-      try {
-        const result = await connect(url('/plugin-ws/headers'), { token: t.token() });
-        expect(result).toMatchObject({ kind: 'rejected', status: 500 });
+        expect(spy).toHaveBeenCalledTimes(1);
       } finally {
         spy.mockRestore();
       }

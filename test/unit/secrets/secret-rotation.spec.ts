@@ -1,37 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
 
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
 import { rotateSecretStore } from '../../../src/plugins/secrets/secret-rotation';
 import { SecretStore } from '../../../src/plugins/secrets/secret-store';
 import { SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store-corrupt.error';
-
-const VALUE_A = 'rotation-value-aaaaaaaa';
-const VALUE_B = 'rotation-value-bbbbbbbb';
+import { RotationStore, rotationStore, VALUE_A } from '../../helpers/rotation-store';
 
 describe('key rotation', () => {
-  let dataDir: string;
+  let fixture: RotationStore;
   let file: string;
-  const oldKey = randomBytes(32);
-  const newKey = randomBytes(32);
-
-  const storeWith = (key: Buffer): SecretStore => {
-    const store = new SecretStore(file, new SecretCipher(key));
-    store.load();
-    return store;
-  };
+  let oldKey: Buffer;
+  let newKey: Buffer;
+  let storeWith: (key: Buffer) => SecretStore;
 
   beforeEach(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'portico-rotate-'));
-    file = join(dataDir, 'secrets.enc.json');
-    const store = storeWith(oldKey);
-    await store.set('board', 'GITHUB_TOKEN', VALUE_A);
-    await store.set('assistant', 'MODEL_KEY', VALUE_B);
+    fixture = await rotationStore();
+    ({ file, oldKey, newKey, storeWith } = fixture);
   });
 
-  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+  afterEach(() => fixture.remove());
 
   describe('rotateSecretStore', () => {
     it('re-encrypts every value for the new key; the old key no longer opens the store', async () => {
