@@ -53,6 +53,12 @@ function setup(policy: Partial<SupervisionPolicy> = {}, spec: () => SpawnSpec = 
 /** Lets promise callbacks run. */
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/*
+ * `void supervisor.start()` / `void supervisor.stop()` below: these tests drive the state machine
+ * with a fake clock and a fake spawner and assert its states, exits and spawns, not the returned
+ * promise. Dropping it is safe: start's promise has its own catch attached (a failed start is a
+ * state, PluginSupervisor.waitForStart), and stop's promise never rejects.
+ */
 describe('PluginSupervisor', () => {
   describe('starting', () => {
     it('is running with the port from the ready line', async () => {

@@ -26,6 +26,12 @@ const NEW = 'ghp_new_value_9876543210';
  * ended (`close`), however the store changed meanwhile: through the real process manager and
  * secrets service, with a scripted child process.
  */
+/*
+ * `void manager.start/restart/stop(...)` below: the fake spawner's processes are driven by hand
+ * (ready, print, exit), so the promises settle only after the steps that follow; the tests
+ * assert the log lines. Start promises carry their own catch (PluginSupervisor.waitForStart) and
+ * stop never rejects, so dropping them cannot become an unhandled rejection.
+ */
 describe('secret values held by a plugin process', () => {
   let root: string;
   let secrets: PluginSecretsService;
