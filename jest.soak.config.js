@@ -10,6 +10,10 @@ module.exports = {
   testRegex: '\\.soak\\.ts$',
   transform: { '^.+\\.ts$': 'ts-jest' },
   moduleFileExtensions: ['ts', 'js', 'json'],
+  setupFilesAfterEnv: [
+    '<rootDir>/test/helpers/has-assertions.ts',
+    '<rootDir>/test/helpers/suite-teardown.ts',
+  ],
   // The full sizes run for minutes; each soak bounds its own waits.
   testTimeout: 60 * 60 * 1000,
   maxWorkers: 1,

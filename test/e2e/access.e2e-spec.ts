@@ -28,8 +28,8 @@ describe('per-plugin access by role', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   it('lets only admins change access, and validates the body', async () => {

@@ -143,8 +143,11 @@ function burst(args: { url: string; token: string; count: number }): Promise<Bur
   });
 }
 
-/** Runs in the page: whether a WebSocket with no explicit credentials opens. */
-function openOnly(args: { url: string }): Promise<'opened' | 'failed'> {
+/**
+ * Runs in the page: whether a WebSocket with no explicit credentials opens. A handshake that
+ * neither opens nor fails is reported as such, never taken for a refusal.
+ */
+function openOnly(args: { url: string }): Promise<'opened' | 'failed' | 'timed out'> {
   const ws = new WebSocket(args.url);
   return new Promise((resolve) => {
     ws.onopen = () => {
@@ -152,6 +155,6 @@ function openOnly(args: { url: string }): Promise<'opened' | 'failed'> {
       ws.close();
     };
     ws.onerror = () => resolve('failed');
-    setTimeout(() => resolve('failed'), 10_000);
+    setTimeout(() => resolve('timed out'), 10_000);
   });
 }

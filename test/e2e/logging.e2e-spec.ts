@@ -27,8 +27,8 @@ describe('request logging', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await p.stop();
-    plugins.remove();
+    await p?.stop();
+    plugins?.remove();
   });
 
   const requestLines = (): {

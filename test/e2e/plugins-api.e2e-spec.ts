@@ -1,4 +1,5 @@
-import { symlinkSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { http } from '../helpers/http-client';
@@ -18,18 +19,32 @@ interface View {
 
 describe('management API /api/plugins', () => {
   let t: TestApp;
+  /** The host afterAll must stop (none while one is being replaced). */
+  let running: TestApp | undefined;
   let plugins: ReturnType<typeof pluginsDirWith>;
+  /** Kept across a restart of the host, removed at the end. */
+  let dataDir: string;
   const get = (path: string, token = t.token()) => http(t.baseUrl, 'GET', path, { token });
+  const startHost = async (): Promise<void> => {
+    t = await startTestApp({
+      pluginsDir: plugins.dir,
+      env: { DATA_DIR: dataDir },
+      keepDataDir: true,
+    });
+    running = t;
+    await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+  };
 
   beforeAll(async () => {
     plugins = pluginsDirWith(['bundled:echo', 'invalid-manifest', 'bad-json', 'no-server']);
-    t = await startTestApp({ pluginsDir: plugins.dir });
-    await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+    dataDir = mkdtempSync(join(tmpdir(), 'portico-api-'));
+    await startHost();
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await running?.close();
+    plugins?.remove();
+    if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('serves liveness and readiness without credentials', async () => {
@@ -131,19 +146,14 @@ describe('management API /api/plugins', () => {
     expect(off.status).toBe(200);
     expect(off.json).toMatchObject({ enabled: false, status: 'disabled' });
 
-    const second = await startTestApp({
-      pluginsDir: plugins.dir,
-      env: { DATA_DIR: t.config.DATA_DIR },
-      keepDataDir: true,
+    // Stopped, then started again on the same DATA_DIR (one host at a time may hold it).
+    running = undefined;
+    await t.close();
+    await startHost();
+    expect((await get('/api/plugins/echo')).json).toMatchObject({
+      enabled: false,
+      status: 'disabled',
     });
-    try {
-      const seen = await http(second.baseUrl, 'GET', '/api/plugins/echo', {
-        token: second.token(),
-      });
-      expect(seen.json).toMatchObject({ enabled: false, status: 'disabled' });
-    } finally {
-      await second.close();
-    }
 
     const on = await http(t.baseUrl, 'PUT', '/api/plugins/echo/enable', {
       token: t.adminToken(),

@@ -33,6 +33,13 @@ describe('plugin process supervision (real subprocesses)', () => {
     (await http(t.baseUrl, method, `/api/plugins/${name}/rpc${path}`, { token: t.token() })).json;
   const waitStatus = (name: string, status: string, ms = 10_000): Promise<true> =>
     waitFor(async () => (await statusOf(name)) === status, ms, `${name} to be ${status}`);
+  /** The newest `tail` lines of the plugin's output, oldest first. */
+  const logLines = async (name: string, tail: number): Promise<string[]> => {
+    const res = await http(t.baseUrl, 'GET', `/api/plugins/${name}/logs?tail=${tail}`, {
+      token: t.adminToken(),
+    });
+    return (res.json as { lines: { line: string }[] }).lines.map((l) => l.line);
+  };
 
   beforeAll(async () => {
     plugins = pluginsDirWith(PLUGINS);
@@ -40,18 +47,43 @@ describe('plugin process supervision (real subprocesses)', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   it('finds the ready line after garbage output', async () => {
     await waitStatus('garbage-before-ready', 'running');
+    expect((await view('garbage-before-ready')).restarts).toBe(0);
+    // The port came from the real ready line (not from `"port":"1"` in the garbage before it).
+    expect(await rpc('garbage-before-ready', '/health')).toEqual({ ok: true });
+    const lines = await logLines('garbage-before-ready', 50);
+    const ready = lines.findIndex((l) => /^\{"ready":true,"port":\d+\}$/.test(l));
+    expect(lines.indexOf('{"hello":1}')).toBeGreaterThanOrEqual(0);
+    expect(lines.indexOf('{"hello":1}')).toBeLessThan(ready);
+    expect(lines.indexOf('a partial line completed later')).toBeLessThan(ready);
   });
 
   it('is not ready while a plugin is starting, then ready', async () => {
-    // slow-ready takes 1.5 s; readiness follows once nothing is starting.
     await waitStatus('slow-ready', 'running');
-    await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
+    const off = await http(t.baseUrl, 'PUT', '/api/plugins/slow-ready/enable', {
+      token: t.adminToken(),
+      body: { enabled: false },
+    });
+    expect(off.status).toBe(200);
+    // Enabling spawns the server at once, so the answer already says `starting`; slow-ready then
+    // takes 1.5 s to print its ready line, the window in which readiness must be down.
+    const on = await http(t.baseUrl, 'PUT', '/api/plugins/slow-ready/enable', {
+      token: t.adminToken(),
+      body: { enabled: true },
+    });
+    expect((on.json as View).status).toBe('starting');
+    expect((await http(t.baseUrl, 'GET', '/readyz')).status).toBe(503);
+    await waitStatus('slow-ready', 'running');
+    const ready = await waitFor(async () => {
+      const res = await http(t.baseUrl, 'GET', '/readyz');
+      return res.status === 200 && res;
+    });
+    expect(ready.json).toMatchObject({ status: 'ok', info: { plugins: { status: 'up' } } });
   });
 
   it('gives up on a server that never gets ready: failed, with the reason', async () => {
@@ -117,13 +149,18 @@ describe('plugin process supervision (real subprocesses)', () => {
 
   it('keeps the last lines of output for the logs API', async () => {
     await waitStatus('stdout-spam', 'running');
-    await waitFor(async () => {
-      const res = await http(t.baseUrl, 'GET', '/api/plugins/stdout-spam/logs?tail=3', {
-        token: t.adminToken(),
-      });
-      const lines = (res.json as { lines: { line: string }[] }).lines.map((l) => l.line);
-      return lines.length === 3 && lines.some((l) => l.startsWith('err 10'));
-    });
+    // Everything it prints after ready (stdout and stderr come through separate pipes).
+    const all = await waitFor(
+      async () => {
+        const lines = await logLines('stdout-spam', 1000);
+        return lines.includes('line 100') && lines.includes('err 10') && lines;
+      },
+      10_000,
+      "all of stdout-spam's output",
+    );
+    expect(all.filter((l) => /^line \d+$/.test(l))).toHaveLength(100);
+    expect(all.filter((l) => /^err \d+$/.test(l))).toHaveLength(10);
+    expect(await logLines('stdout-spam', 3)).toEqual(all.slice(-3));
   });
 
   it('kills a server that ignores SIGTERM after the grace period', async () => {
@@ -175,6 +212,7 @@ describe('host shutdown', () => {
   it('leaves no plugin process behind', async () => {
     const plugins = pluginsDirWith(['grandchild', 'ignore-sigterm', 'crash-later']);
     const t = await startTestApp({ pluginsDir: plugins.dir });
+    let closed = false;
     try {
       await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
       const pids = (
@@ -183,9 +221,12 @@ describe('host shutdown', () => {
       const crash = (
         await http(t.baseUrl, 'GET', '/api/plugins/crash-later/rpc/pid', { token: t.token() })
       ).json as { pid: number };
+      for (const pid of [pids.pid, pids.grandchild, crash.pid]) expect(isGone(pid)).toBe(false);
+      closed = true;
       await t.close();
       for (const pid of [pids.pid, pids.grandchild, crash.pid]) expect(isGone(pid)).toBe(true);
     } finally {
+      if (!closed) await t.close();
       plugins.remove();
     }
   }, 20_000);

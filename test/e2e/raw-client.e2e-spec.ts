@@ -31,8 +31,8 @@ describe('a raw-socket WebSocket client', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   const request = (): Buffer =>
@@ -70,6 +70,18 @@ describe('a raw-socket WebSocket client', () => {
     return { head: () => head, frames };
   }
 
+  /**
+   * Writes `bytes` and lets the server read them before the next write: the write is in the
+   * kernel once its callback runs, and the server (in this process) reads it in the poll phase
+   * that comes before the check phase's setImmediate.
+   */
+  async function writeApart(socket: Socket, bytes: Buffer): Promise<void> {
+    await new Promise<void>((resolve, reject) =>
+      socket.write(bytes, (err) => (err ? reject(err) : resolve())),
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
   async function opened(): Promise<Socket> {
     const socket = connect(t.port, '127.0.0.1');
     socket.setNoDelay(true);
@@ -96,17 +108,12 @@ describe('a raw-socket WebSocket client', () => {
     const socket = await opened();
     const got = reader(socket);
     const bytes = request();
-    for (let i = 0; i < bytes.length; i += 7) {
-      socket.write(bytes.subarray(i, i + 7));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    for (let i = 0; i < bytes.length; i += 7) await writeApart(socket, bytes.subarray(i, i + 7));
     await waitFor(() => got.head() !== undefined, 10_000, '101');
     expect(got.head()).toMatch(/^HTTP\/1\.1 101 /);
     const frame = rawFrame(0x2, randomBytes(300));
-    socket.write(frame.subarray(0, 1));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    socket.write(frame.subarray(1, 3));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await writeApart(socket, frame.subarray(0, 1));
+    await writeApart(socket, frame.subarray(1, 3));
     socket.write(frame.subarray(3));
     await waitFor(() => got.frames.length >= 1, 10_000, 'echo');
     expect(got.frames[0]?.opcode).toBe(0x2);

@@ -82,8 +82,8 @@ describe('RPC proxy /api/plugins/:name/rpc/*', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   it('needs credentials', async () => {

@@ -54,8 +54,8 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   describe('handshake refusals happen before any 101', () => {
@@ -295,8 +295,8 @@ describe('plugin stopped or restarted by an admin while clients are connected', 
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   it('closes clients with 1012 on an admin restart', async () => {
@@ -365,16 +365,18 @@ describe('host shutdown', () => {
   it('closes every proxied connection with 1001', async () => {
     const plugins = pluginsDirWith(['bundled:echo']);
     const t = await startTestApp({ pluginsDir: plugins.dir });
+    let closing: Promise<void> | undefined;
     try {
       await waitFor(async () => (await http(t.baseUrl, 'GET', '/readyz')).status === 200);
       const c = await open(`${t.wsUrl}/plugin-ws/echo`, { token: t.token() });
       c.ws.send('hello');
       await c.next();
-      const closing = t.close();
+      closing = t.close();
       expect((await c.closed).code).toBe(1001);
       await closing;
       expect(c.ws.readyState).toBe(WebSocket.CLOSED);
     } finally {
+      await (closing ?? t.close());
       plugins.remove();
     }
   });

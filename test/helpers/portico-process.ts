@@ -4,8 +4,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { mintToken } from '../../src/auth/token-minter';
+import { mintToken } from '../../scripts/lib/token-minter';
 import { http } from './http-client';
+import { suiteHasEnded, track } from './leftovers';
 import { TEST_JWT_SECRET } from './test-app';
 import { waitFor } from './wait';
 
@@ -27,6 +28,9 @@ export interface PorticoProcess {
   kill(): Promise<void>;
 }
 
+/** How long `stop` waits after SIGTERM before it kills the host. */
+const STOP_GRACE_MS = 15_000;
+
 function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
@@ -38,10 +42,7 @@ function freePort(): Promise<number> {
   });
 }
 
-/**
- * Runs the host in its own process (src/main.ts through ts-node), so its memory can be measured
- * apart from the test's clients.
- */
+/** How `startPorticoProcess` runs the host. */
 export interface PorticoProcessOptions {
   /** Variables added to (or replacing) the host's environment. */
   readonly env?: Record<string, string>;
@@ -51,10 +52,16 @@ export interface PorticoProcessOptions {
   readonly dataDir?: string;
 }
 
+/**
+ * Runs the host in its own process (src/main.ts through ts-node), so its memory can be measured
+ * apart from the test's clients. Resolves once /readyz answers 200; a host that exits or never
+ * gets ready is stopped before the error is thrown.
+ */
 export async function startPorticoProcess(
   pluginsDir: string,
   options: PorticoProcessOptions = {},
 ): Promise<PorticoProcess> {
+  if (suiteHasEnded()) throw new Error('the suite has ended: no new host');
   const port = await freePort();
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'portico-proc-'));
   const child: ChildProcess = spawn(
@@ -82,16 +89,55 @@ export async function startPorticoProcess(
   const chunks: Buffer[] = [];
   child.stdout?.on('data', (chunk: Buffer) => chunks.push(chunk));
   child.stderr?.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const pid = child.pid;
-  if (pid === undefined) throw new Error('could not start portico');
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const hasExited = (): boolean => child.exitCode !== null || child.signalCode !== null;
+  const removeDataDir = (): void => {
+    if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+  };
+  /** SIGTERM (the host stops its plugins), SIGKILL if it has not exited after the grace. */
+  const terminate = async (): Promise<'exited' | 'killed'> => {
+    if (hasExited()) return 'exited';
+    let outcome: 'exited' | 'killed' = 'exited';
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      outcome = 'killed';
+      child.kill('SIGKILL');
+    }, STOP_GRACE_MS);
+    try {
+      await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+    return outcome;
+  };
+  const pid = child.pid;
+  if (pid === undefined) {
+    removeDataDir();
+    throw new Error('could not start portico');
+  }
   const baseUrl = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => (await http(baseUrl, 'GET', '/readyz')).status === 200,
-    30_000,
-    'portico readiness',
-  );
-  return {
+  try {
+    const outcome = await waitFor(
+      async () => {
+        if (hasExited()) return 'exited';
+        return (await http(baseUrl, 'GET', '/readyz')).status === 200 && 'ready';
+      },
+      30_000,
+      'portico readiness',
+    );
+    if (outcome === 'exited') {
+      throw new Error(`portico exited before it was ready (${child.exitCode ?? child.signalCode})`);
+    }
+    // A test that timed out runs on after its suite ended: a host started then is not kept.
+    if (suiteHasEnded()) throw new Error('the suite ended while this host was starting');
+  } catch (err) {
+    // A host that never got ready must not outlive the test that started it.
+    await terminate();
+    removeDataDir();
+    throw err;
+  }
+  let untrack = (): void => undefined;
+  const host: PorticoProcess = {
     pid,
     port,
     baseUrl,
@@ -105,13 +151,19 @@ export async function startPorticoProcess(
       return Number(kib) * 1024;
     },
     stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+      untrack();
+      const outcome = await terminate();
+      removeDataDir();
+      if (outcome === 'killed') {
+        throw new Error(`portico did not exit within ${STOP_GRACE_MS} ms of SIGTERM`);
+      }
     },
     kill: async () => {
+      untrack();
       child.kill('SIGKILL');
       await exited;
     },
   };
+  untrack = track(() => host.stop());
+  return host;
 }

@@ -76,8 +76,8 @@ describe('CSRF: cookie and ?token= credentials', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   describe('refused', () => {

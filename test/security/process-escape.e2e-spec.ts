@@ -84,8 +84,8 @@ describe('processes a plugin started', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   it('setsid double-forked grandchild at plugin stop → killed', async () => {
@@ -140,12 +140,15 @@ describe('processes a plugin started, at host shutdown', () => {
   it('setsid double-forked grandchild at app.close() → killed', async () => {
     const plugins = pluginsDirWith([PLUGIN]);
     const t = await startTestApp({ pluginsDir: plugins.dir });
+    let closing: Promise<void> | undefined;
     try {
       const pids = await escaped(t);
-      await t.close();
+      closing = t.close();
+      await closing;
       expect(isGone(pids.pid)).toBe(true);
       expect(isGone(pids.escapee)).toBe(true);
     } finally {
+      await (closing ?? t.close());
       plugins.remove();
     }
   });
@@ -153,12 +156,15 @@ describe('processes a plugin started, at host shutdown', () => {
   it('setsid double-forked grandchild at SIGTERM to the host process → killed', async () => {
     const plugins = pluginsDirWith([PLUGIN]);
     const host = await startPorticoProcess(plugins.dir);
+    let stopping: Promise<void> | undefined;
     try {
       const pids = await escaped(host);
-      await host.stop();
+      stopping = host.stop();
+      await stopping;
       expect(isGone(pids.pid)).toBe(true);
       expect(isGone(pids.escapee)).toBe(true);
     } finally {
+      await (stopping ?? host.stop());
       plugins.remove();
     }
   }, 60_000);

@@ -27,8 +27,8 @@ describe('RPC proxy, hostile requests', () => {
   });
 
   afterAll(async () => {
-    await t.close();
-    plugins.remove();
+    await t?.close();
+    plugins?.remove();
   });
 
   const head = (lines: string[]): string =>

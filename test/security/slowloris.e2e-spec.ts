@@ -34,6 +34,7 @@ class Trickler {
     this.socket.on('error', () => undefined);
     this.socket.on('data', (d: Buffer) => (this.received += d.toString('latin1')));
     this.closed = new Promise((resolve) => this.socket.once('close', () => resolve()));
+    // Not awaited: `closed` never rejects; the trickle just stops with the socket.
     void this.closed.then(() => clearInterval(this.timer));
     const start = (): void => {
       this.connected = true;
@@ -155,13 +156,20 @@ describe('slowloris: clients that never finish their request head', () => {
     it('tricklers gone → their address gets its connections back', async () => {
       tricklers = openMany(t.port, CAP, bothKinds);
       await waitFor(() => tricklers.every((c) => c.connected), 10_000, 'connections');
+      await waitFor(async () => (await serverConnections(t)) === CAP, 10_000, 'all held');
+      // At the cap: one more connection from the address is refused.
+      expect(await getFrom(t.port, '/healthz', ATTACKER)).not.toBe(200);
       for (const c of tricklers) c.destroy();
       await Promise.all(tricklers.map((c) => c.closed));
-      await waitFor(
-        async () => (await getFrom(t.port, '/healthz', ATTACKER)) === 200,
+      const status = await waitFor(
+        async () => {
+          const s = await getFrom(t.port, '/healthz', ATTACKER);
+          return s === 200 && s;
+        },
         10_000,
         'the address to be below the cap again',
       );
+      expect(status).toBe(200);
     });
 
     it(`kept-alive idle connections → not counted: ${CAP} tricklers still fit beside them`, async () => {

@@ -1,4 +1,4 @@
-import { mintToken } from '../../src/auth/token-minter';
+import { mintToken } from '../../scripts/lib/token-minter';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
@@ -23,8 +23,8 @@ describe('tokens in logged URLs', () => {
   }, 60_000);
 
   afterAll(async () => {
-    await p.stop();
-    plugins.remove();
+    await p?.stop();
+    plugins?.remove();
   });
 
   const leaks = (secret: string): boolean =>

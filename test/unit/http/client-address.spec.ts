@@ -45,8 +45,8 @@ describe('client addresses', () => {
     it('never throws', () => {
       fc.assert(
         fc.property(fc.string({ maxLength: 50 }), (s) => {
-          clientKey(s);
-          unmapIPv4(s);
+          expect(() => clientKey(s)).not.toThrow();
+          expect(() => unmapIPv4(s)).not.toThrow();
         }),
       );
     });

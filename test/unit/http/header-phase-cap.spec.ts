@@ -94,6 +94,10 @@ describe('HeaderPhaseCap', () => {
     await counted(1);
     first.destroy();
     await counted(0);
+    // The freed slot is usable: the address fits CAP connections again, none refused.
+    for (let i = 0; i < CAP; i++) open();
+    await counted(CAP);
+    expect(cap.refused).toBe(0);
   });
 
   it('an exempt address → never counted', async () => {

@@ -2,14 +2,17 @@
  * Smoke test of the plugin servers used by the other tests (test/fixtures/plugins) and of the
  * bundled echo plugin: each one is run directly (`node server.js` in its folder), without Portico.
  * Every process is started in its own process group and killed with it, whatever happens.
+ * (An e2e suite, not a unit test: it spawns real processes.)
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import WebSocket, { RawData } from 'ws';
+
+import { waitFor } from '../helpers/wait';
 
 const FIXTURES = resolve(__dirname, '../fixtures/plugins');
 const ECHO = resolve(__dirname, '../../plugins/echo');
@@ -32,6 +35,44 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The TCP ports `pid` listens on: its socket inodes (/proc/<pid>/fd) matched against the
+ * LISTEN rows (state 0A) of its network namespace's tables. Lets a test see a server listen
+ * before (or without) its ready line.
+ */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const inode = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+      if (inode !== undefined) inodes.add(inode);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    const rows = readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
+    for (const row of rows) {
+      // sl local_address rem_address st ... inode (10th column)
+      const [, local, , state, , , , , , inode] = row.trim().split(/\s+/);
+      if (state === '0A' && inode !== undefined && inodes.has(inode)) {
+        ports.push(parseInt(local?.split(':')[1] ?? '', 16));
+      }
+    }
+  }
+  return ports;
+}
+
+/** Resolves with the first port `running` listens on, once it listens. */
+function listening(running: Running): Promise<number> {
+  return waitFor(
+    () => listeningPorts(running.child.pid as number)[0],
+    10_000,
+    'the server to listen',
+  );
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
@@ -72,6 +113,7 @@ function run(folder: string, env: Record<string, string> = {}): Running {
         }
       }
     });
+    // Not awaited: `exited` never rejects, and rejecting after the ready line is a no-op.
     void exited.then(({ code }) => reject(new Error(`exited with ${code} before ready`)));
   });
   ready.catch(() => undefined);
@@ -79,6 +121,22 @@ function run(folder: string, env: Record<string, string> = {}): Running {
   const running = { child, stdout, stderr, exited, ready };
   started.push(running);
   return running;
+}
+
+function readPidFile(file: string): number | null {
+  try {
+    return Number(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 async function stop(running: Running, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -175,22 +233,33 @@ describe('fixture plugin servers', () => {
     const plugin = run(join(FIXTURES, 'stdout-spam'));
     await plugin.ready;
     const errLines = (): string[] => plugin.stderr.join('').trim().split('\n');
-    for (let i = 0; i < 100 && (plugin.stdout.length < 101 || errLines().length < 10); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitFor(
+      () => plugin.stdout.length >= 101 && errLines().length >= 10,
+      5_000,
+      'all of its output',
+    );
     expect(plugin.stdout.filter((l) => l.startsWith('line '))).toHaveLength(100);
     expect(errLines()).toEqual(Array.from({ length: 10 }, (_, i) => `err ${i + 1}`));
   });
 
-  it('slow-ready takes about 1.5 s', async () => {
-    const t0 = Date.now();
-    await run(join(FIXTURES, 'slow-ready')).ready;
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(1400);
+  it('slow-ready listens at once and prints its ready line only later', async () => {
+    const plugin = run(join(FIXTURES, 'slow-ready'));
+    const port = await listening(plugin);
+    // Seen listening well within the 1.5 s the fixture waits before its ready line.
+    expect(plugin.stdout).toEqual([]);
+    expect(await plugin.ready).toBe(port);
   });
 
-  it('never-ready stays alive without a ready line', async () => {
+  it('never-ready serves WebSockets and stays alive without a ready line', async () => {
     const plugin = run(join(FIXTURES, 'never-ready'));
-    await new Promise((r) => setTimeout(r, 700));
+    const ws = await connect(await listening(plugin));
+    await roundTrip(ws, 'serving');
+    // "Never" has no event to wait for: watch for the 500 ms in which Portico, by its
+    // manifest's readyTimeoutMs, would still take a ready line.
+    const { readyTimeoutMs } = JSON.parse(
+      readFileSync(join(FIXTURES, 'never-ready', 'manifest.json'), 'utf8'),
+    ) as { readyTimeoutMs: number };
+    await new Promise((r) => setTimeout(r, readyTimeoutMs));
     expect(plugin.stdout).toEqual([]);
     expect(plugin.child.exitCode).toBeNull();
   });
@@ -217,7 +286,7 @@ describe('fixture plugin servers', () => {
     const plugin = run(join(FIXTURES, 'ignore-sigterm'));
     const ws = await connect(await plugin.ready);
     killGroup(plugin.child, 'SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => plugin.stdout.includes('ignoring SIGTERM'), 5_000, 'the SIGTERM handler');
     expect(plugin.child.exitCode).toBeNull();
     await roundTrip(ws, 'still here');
     await stop(plugin, 'SIGKILL');
@@ -232,28 +301,30 @@ describe('fixture plugin servers', () => {
     const grandchild = pids.grandchild as number;
     expect(isAlive(grandchild)).toBe(true);
     await stop(plugin);
-    for (let i = 0; i < 50 && isAlive(grandchild); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => !isAlive(grandchild), 5_000, 'the grandchild to be gone');
     expect(isAlive(grandchild)).toBe(false);
   });
 
   it('setsid-escape leaves a grandchild outside its group and session that a group kill misses', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'portico-smoke-escape-'));
     const plugin = run(join(FIXTURES, 'setsid-escape'), { PLUGIN_DATA_DIR: dataDir });
-    const port = await plugin.ready;
     let escapee: number | null = null;
-    for (let i = 0; i < 250 && escapee === null; i++) {
-      escapee = (await getJson(port, '/pids')).escapee as number | null;
-      if (escapee === null) await new Promise((r) => setTimeout(r, 20));
-    }
     try {
-      expect(escapee).not.toBeNull();
+      const port = await plugin.ready;
+      escapee = await waitFor(
+        async () => ((await getJson(port, '/pids')).escapee as number | null) ?? undefined,
+        5_000,
+        'the escaped grandchild',
+      );
       const stat = readFileSync(`/proc/${escapee}/stat`, 'utf8');
       const [, ppid, pgid, sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       expect([ppid, pgid, sid]).not.toContain(String(plugin.child.pid));
       await stop(plugin, 'SIGKILL');
       expect(isAlive(escapee as number)).toBe(true);
     } finally {
-      if (escapee !== null) process.kill(escapee, 'SIGKILL');
+      // Also when the test failed before it learnt the pid: the escapee writes it to a file.
+      escapee ??= readPidFile(join(dataDir, 'escapee.pid'));
+      if (escapee !== null) killPid(escapee);
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
@@ -295,12 +366,22 @@ describe('fixture plugin servers', () => {
     const aClosed = closed(a);
     a.send('close-4001');
     expect(await aClosed).toEqual({ code: 4001, reason: 'bye from plugin' });
+    const lastClose = (): Promise<string> =>
+      getJson(port, '/last-close').then((seen) => JSON.stringify(seen));
+    // The plugin records the first close too (its own 4001, echoed back): wait until it has.
+    const first = await waitFor(async () => {
+      const seen = await lastClose();
+      return seen !== JSON.stringify({ code: null, reason: null }) && seen;
+    });
     const b = await connect(port);
     const bClosed = closed(b);
     b.close(4123, 'client says bye');
     await bClosed;
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await getJson(port, '/last-close')).toEqual({ code: 4123, reason: 'client says bye' });
+    const last = await waitFor(async () => {
+      const seen = await lastClose();
+      return seen !== first && seen;
+    });
+    expect(JSON.parse(last)).toEqual({ code: 4123, reason: 'client says bye' });
   });
 
   it('big-frames sends a binary message of the requested size', async () => {
@@ -325,6 +406,7 @@ describe('fixture plugin servers', () => {
   it('hangs-ws never answers the upgrade', async () => {
     const plugin = run(join(FIXTURES, 'hangs-ws'));
     const port = await plugin.ready;
+    // "Never" has no event to wait for: the client's 2 s handshake timeout is the window.
     await expect(connect(port).then(() => undefined)).rejects.toThrow(/timed out/i);
     expect(await getJson(port, '/health')).toEqual({ ok: true });
     await stop(plugin);
