@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -24,18 +24,27 @@ describe('npm run secrets:rotate', () => {
 
   afterEach(() => fixture.remove());
 
-  const run = (env: Record<string, string>): { status: number | null; out: string } => {
-    const res = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', SCRIPT], {
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATA_DIR: dataDir, ...env },
-      encoding: 'utf8',
-      timeout: 30_000,
+  /** Runs the script in its own process; the worker's event loop stays free meanwhile. */
+  const run = (env: Record<string, string>): Promise<{ status: number | null; out: string }> =>
+    new Promise((resolve) => {
+      execFile(
+        process.execPath,
+        ['-r', 'ts-node/register/transpile-only', SCRIPT],
+        {
+          env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test', DATA_DIR: dataDir, ...env },
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+        (err, stdout, stderr) => {
+          const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+          resolve({ status: code, out: `${stdout}${stderr}` });
+        },
+      );
     });
-    return { status: res.status, out: `${res.stdout}${res.stderr}` };
-  };
   const b64 = (key: Buffer): string => key.toString('base64');
 
-  it('re-encrypts with NEW_SECRETS_KEY and prints counts, never values or keys', () => {
-    const res = run({ SECRETS_KEY: b64(oldKey), NEW_SECRETS_KEY: b64(newKey) });
+  it('re-encrypts with NEW_SECRETS_KEY and prints counts, never values or keys', async () => {
+    const res = await run({ SECRETS_KEY: b64(oldKey), NEW_SECRETS_KEY: b64(newKey) });
     expect(res.status).toBe(0);
     expect(res.out).toContain('re-encrypted 2 secret value(s)');
     for (const secret of [VALUE_A, VALUE_B, b64(oldKey), b64(newKey)])
@@ -43,26 +52,26 @@ describe('npm run secrets:rotate', () => {
     expect(storeWith(newKey).read('assistant', 'MODEL_KEY')).toBe(VALUE_B);
   });
 
-  it('exits 1 and changes nothing when SECRETS_KEY does not open the store', () => {
+  it('exits 1 and changes nothing when SECRETS_KEY does not open the store', async () => {
     const before = readFileSync(file, 'utf8');
-    const res = run({ SECRETS_KEY: b64(randomBytes(32)), NEW_SECRETS_KEY: b64(newKey) });
+    const res = await run({ SECRETS_KEY: b64(randomBytes(32)), NEW_SECRETS_KEY: b64(newKey) });
     expect(res.status).toBe(1);
     expect(res.out).toMatch(/secret store is corrupt.*\nnothing was changed/);
     expect(readFileSync(file, 'utf8')).toBe(before);
   });
 
-  it('exits 2 without a valid NEW_SECRETS_KEY', () => {
-    expect(run({ SECRETS_KEY: b64(oldKey) }).status).toBe(2);
-    expect(run({ SECRETS_KEY: b64(oldKey), NEW_SECRETS_KEY: 'c2hvcnQ=' }).status).toBe(2);
+  it('exits 2 without a valid NEW_SECRETS_KEY', async () => {
+    expect((await run({ SECRETS_KEY: b64(oldKey) })).status).toBe(2);
+    expect((await run({ SECRETS_KEY: b64(oldKey), NEW_SECRETS_KEY: 'c2hvcnQ=' })).status).toBe(2);
   });
 
-  it('updates the generated development key when SECRETS_KEY came from it', () => {
+  it('updates the generated development key when SECRETS_KEY came from it', async () => {
     const devKeys = join(dataDir, 'dev-keys.json');
     writeFileSync(
       devKeys,
       JSON.stringify({ JWT_SECRET: 'j'.repeat(43), SECRETS_KEY: b64(oldKey) }),
     );
-    const res = run({ NEW_SECRETS_KEY: b64(newKey) });
+    const res = await run({ NEW_SECRETS_KEY: b64(newKey) });
     expect(res.status).toBe(0);
     expect(JSON.parse(readFileSync(devKeys, 'utf8'))).toEqual({
       JWT_SECRET: 'j'.repeat(43),
