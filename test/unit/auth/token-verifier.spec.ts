@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPair } from 'node:crypto';
+import { promisify } from 'node:util';
 
 import { ConsoleLogger, Logger } from '@nestjs/common';
 
@@ -88,7 +89,8 @@ describe('TokenVerifier', () => {
   });
 
   it('rejects an RS256 token and an HS512 token (algorithm pinned)', async () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    // The async form: a sync key job lives until GC, and --detectOpenHandles may report it.
+    const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
     const rs = signCompact({ alg: 'RS256', typ: 'JWT' }, { sub: 'a', exp: now() + 60 }, privateKey);
     const hs512 = signCompact({ alg: 'HS512', typ: 'JWT' }, { sub: 'a', exp: now() + 60 }, SECRET);
     await expect(verifier().verify(rs)).rejects.toMatchObject({
