@@ -17,8 +17,13 @@ import { isRpcPath } from './plugins/proxy/rpc-path';
 /** Builds the configured application without listening; shared by main.ts and the e2e tests. */
 export async function createApp(config?: PorticoConfig): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
-    bufferLogs: true,
+    // Nothing is logged until the pino logger is in place: Nest's own console lines would be
+    // the only non-JSON output, and a failed start is reported once, by main.ts.
+    logger: false,
     bodyParser: false,
+    // A provider that fails (an invalid PLUGINS_CONFIG, a taken DATA_DIR) rejects this promise
+    // for main.ts to report, instead of Nest's default of aborting the process with a core dump.
+    abortOnError: false,
   });
   app.useLogger(app.get(Logger));
   applyHttpServerLimits(

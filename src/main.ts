@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 
-import { Logger } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 
 import { ConfigException } from './config/config.exception';
 import { loadConfig } from './config/load-config';
@@ -13,8 +13,11 @@ import { tuneHeap } from './runtime/heap-tuning';
 async function main(): Promise<void> {
   tuneHeap();
   let config: PorticoConfig;
+  let app: INestApplication;
   try {
     config = loadConfig();
+    // Providers read configured files too (PLUGINS_CONFIG): their errors are config errors.
+    app = await createApp(config);
   } catch (err) {
     if (err instanceof ConfigException) {
       process.stderr.write(`portico: ${err.message}\n`);
@@ -22,7 +25,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await createApp(config);
   logOpenFileLimit(new Logger('Runtime'));
   try {
     await app.listen(config.PORT, config.HOST);

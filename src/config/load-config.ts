@@ -35,6 +35,8 @@ export const CONFIG_KEYS = [
   'JWT_ALLOW_NO_EXP',
   'SECRETS_KEY',
   'PLUGIN_SECRETS_DIR',
+  'PLUGINS_CONFIG',
+  'PLUGINS_CONFIG_POLL_MS',
   'ALLOWED_ORIGINS',
   'LOG_LEVEL',
   'SHUTDOWN_GRACE_MS',
@@ -90,6 +92,7 @@ export function loadConfig(env: Env = process.env): PorticoConfig {
   config.DATA_DIR = resolve(config.DATA_DIR);
   if (config.PLUGIN_SECRETS_DIR !== undefined)
     config.PLUGIN_SECRETS_DIR = resolve(config.PLUGIN_SECRETS_DIR);
+  if (config.PLUGINS_CONFIG !== undefined) config.PLUGINS_CONFIG = resolve(config.PLUGINS_CONFIG);
 
   const missing: string[] = [];
   if (config.JWT_SECRET === undefined && config.JWT_JWKS_URL === undefined)

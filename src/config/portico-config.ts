@@ -99,6 +99,23 @@ export class PorticoConfig {
   public PLUGIN_SECRETS_DIR?: string;
 
   /**
+   * YAML file declaring every plugin's enable flag, access roles and restart policy, shared by
+   * all replicas (docs/operations.md); the management API then refuses state changes (409).
+   * Unset: that state lives in DATA_DIR and is changed through the API (one replica).
+   */
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  public PLUGINS_CONFIG?: string;
+
+  /** How often PLUGINS_CONFIG is re-read. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(600000)
+  public PLUGINS_CONFIG_POLL_MS: number = 1000;
+
+  /**
    * Origins (`scheme://host[:port]`) besides the host itself whose pages may use cookie/query
    * credentials: for plugin WebSockets, RPC requests and state-changing API requests (CSRF rule,
    * docs/plugin-contract.md §5). Normalised and checked by loadConfig.

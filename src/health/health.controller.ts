@@ -22,6 +22,9 @@ export class HealthController {
   @Get('readyz')
   @HealthCheck()
   public readiness(): Promise<HealthCheckResult> {
-    return this.health.check([() => this.plugins.check('plugins')]);
+    return this.health.check([
+      () => this.plugins.check('plugins'),
+      () => this.plugins.config('config'),
+    ]);
   }
 }

@@ -19,4 +19,13 @@ export class PluginsHealthIndicator {
     if (starting.length > 0) return session.down({ starting });
     return session.up({ plugins: this.plugins.list().length });
   }
+
+  /**
+   * Where plugin state comes from. Always up: an invalid PLUGINS_CONFIG leaves the last good
+   * one in force, and taking every replica out of service for it would turn a typo into an
+   * outage; `lastError` (and the metric portico_config_valid) says what is wrong.
+   */
+  public config(key: 'config'): HealthIndicatorResult<'config'> {
+    return this.indicators.check(key).up({ ...this.plugins.stateSource() });
+  }
 }

@@ -41,7 +41,27 @@ export class PorticoMetrics {
     registers: [this.registry],
   });
 
+  /** PLUGINS_CONFIG in force: the first 12 hex digits of its SHA-256, equal on every replica. */
+  public readonly configGeneration = new Gauge({
+    name: 'portico_config_generation',
+    help: 'PLUGINS_CONFIG in force: first 12 hex digits of the SHA-256 of the file, as a number (0 without PLUGINS_CONFIG)',
+    registers: [this.registry],
+  });
+
+  public readonly configValid = new Gauge({
+    name: 'portico_config_valid',
+    help: '0 while the PLUGINS_CONFIG file is invalid and an older config stays in force, else 1',
+    registers: [this.registry],
+  });
+
+  public readonly configReloadFailures = new Counter({
+    name: 'portico_config_reload_failures_total',
+    help: 'PLUGINS_CONFIG contents that were read and refused (invalid or unreadable)',
+    registers: [this.registry],
+  });
+
   public constructor() {
+    this.configValid.set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'portico_' });
   }
 }

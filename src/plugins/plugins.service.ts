@@ -5,8 +5,13 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 
-import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
+import type {
+  PluginDescriptor,
+  PluginStateChange,
+  RescanResult,
+} from './manifest/plugin-descriptor';
 import { PluginRegistry } from './manifest/plugin-registry.service';
+import type { PluginStateSource } from './manifest/plugin-state.store';
 import { PluginException, PluginExceptionCode } from './shared/plugin.exception';
 import { pluginStatus } from './shared/plugin-status';
 import type { PluginName, PluginStatus } from './shared/plugin.types';
@@ -43,6 +48,7 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
       // Not awaited (START_NOT_AWAITED below).
       void this.processes.restart(descriptor);
     });
+    registry.onStateChange((changes) => this.applyStateChanges(changes));
   }
 
   public async onApplicationBootstrap(): Promise<void> {
@@ -75,6 +81,11 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return result;
   }
 
+  /** Where enable flags and access roles come from (PLUGINS_CONFIG or DATA_DIR). */
+  public stateSource(): PluginStateSource | undefined {
+    return this.registry.stateSource();
+  }
+
   public list(): PluginDescriptor[] {
     return this.registry.list();
   }
@@ -89,6 +100,29 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
 
   public status(descriptor: PluginDescriptor): PluginStatus {
     return pluginStatus(descriptor, this.processes.snapshot(descriptor.name)?.state);
+  }
+
+  /**
+   * The stored states changed from outside (a new PLUGINS_CONFIG): reconciles the processes.
+   * A plugin disabled is stopped (its WebSockets get 1011 "plugin disabled"), one enabled is
+   * started, a new restart policy applies from the next exit. Access changes need nothing here:
+   * the proxy closes the sessions of users who lost access.
+   */
+  private applyStateChanges(changes: readonly PluginStateChange[]): void {
+    if (this.drainingFlag) return;
+    for (const change of changes) {
+      const descriptor = this.registry.get(change.name);
+      if (descriptor === undefined) continue;
+      if (!isRunnable(descriptor)) {
+        // stop() never rejects: it resolves when the process has exited.
+        if (this.processes.snapshot(descriptor.name) !== undefined)
+          void this.processes.stop(descriptor.name);
+        continue;
+      }
+      this.processes.reconfigure(descriptor);
+      // Not awaited (START_NOT_AWAITED below).
+      if (change.enabled) void this.processes.start(descriptor);
+    }
   }
 
   public async setEnabled(name: PluginName, enabled: boolean): Promise<PluginDescriptor> {

@@ -6,7 +6,7 @@ import { http, HttpResult } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TestApp } from '../helpers/test-app';
 import { waitFor } from '../helpers/wait';
-import { writeSecretVolume } from '../unit/secrets/kubernetes-volume';
+import { writeSecretVolume } from '../helpers/kubernetes-volume';
 
 interface SecretView {
   key: string;

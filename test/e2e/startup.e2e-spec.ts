@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,6 +54,36 @@ describe('startup configuration', () => {
     expect(result.code).toBe(78);
     expect(result.stderr).toMatch(/PORT/);
   }, 60_000);
+
+  it.each([
+    ['a PLUGINS_CONFIG that does not exist', undefined, 'cannot be read (ENOENT)'],
+    [
+      'a PLUGINS_CONFIG with a typo',
+      'plugins:\n  echo:\n    enable: false\n',
+      'plugins.echo.enable: unknown field',
+    ],
+  ])(
+    '%s → exit 78 with one message naming PLUGINS_CONFIG',
+    async (_case, text, reason) => {
+      const file = join(dataDir, 'plugins.yaml');
+      if (text !== undefined) writeFileSync(file, text);
+      const plugins = pluginsDirWith(['bundled:echo']);
+      try {
+        const result = await runTs('src/main.ts', [], {
+          DATA_DIR: dataDir,
+          PLUGINS_DIR: plugins.dir,
+          PORT: '0',
+          PLUGINS_CONFIG: file,
+        });
+        expect(result.code).toBe(78);
+        expect(result.stderr).toContain(`PLUGINS_CONFIG: ${file}: ${reason}`);
+        expect(result.stderr.match(/PLUGINS_CONFIG/g)).toHaveLength(1);
+      } finally {
+        plugins.remove();
+      }
+    },
+    60_000,
+  );
 
   it('npm run token prints a token the running server accepts', async () => {
     const plugins = pluginsDirWith(['bundled:echo']);

@@ -34,7 +34,7 @@ export function parseManifest(json: string): ManifestParseResult {
   const errors = validateSync(manifest, { stopAtFirstError: true, forbidUnknownValues: true });
   if (errors.length === 0) return { manifest };
   const declared = (raw as Record<string, unknown>).name;
-  const reasons = describe(errors);
+  const reasons = describeValidationErrors(errors);
   const shown = reasons.slice(0, MAX_REASONS);
   if (reasons.length > MAX_REASONS) shown.push(`and ${reasons.length - MAX_REASONS} more`);
   return {
@@ -44,7 +44,7 @@ export function parseManifest(json: string): ManifestParseResult {
 }
 
 /** Flattens nested errors into messages that name the full property path (`secrets[0].key`). */
-function describe(errors: ValidationError[], parent = ''): string[] {
+export function describeValidationErrors(errors: ValidationError[], parent = ''): string[] {
   return errors.flatMap((error) => {
     const path =
       parent === ''
@@ -55,13 +55,15 @@ function describe(errors: ValidationError[], parent = ''): string[] {
     const own = Object.entries(error.constraints ?? {}).map(([constraint, message]) =>
       constraint === 'nestedValidation'
         ? `${path} must be an object`
-        : parent === ''
-          ? message
-          : message.startsWith(`${error.property} `)
-            ? `${path}${message.slice(error.property.length)}`
-            : `${path}: ${message}`,
+        : constraint === 'whitelistValidation'
+          ? `${path}: unknown field`
+          : parent === ''
+            ? message
+            : message.startsWith(`${error.property} `)
+              ? `${path}${message.slice(error.property.length)}`
+              : `${path}: ${message}`,
     );
-    return [...own, ...describe(error.children ?? [], path)];
+    return [...own, ...describeValidationErrors(error.children ?? [], path)];
   });
 }
 

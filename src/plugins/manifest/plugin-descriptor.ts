@@ -1,5 +1,6 @@
 import type { PluginName } from '../shared/plugin.types';
 import type { ManifestDto } from './manifest.dto';
+import type { RestartPolicyDto } from './restart-policy.dto';
 
 /** One plugin folder as discovered on disk. */
 export interface PluginDescriptor {
@@ -17,6 +18,16 @@ export interface PluginDescriptor {
   readonly enabled: boolean;
   /** Persisted roles allowed to use the plugin, any one suffices; empty = every user. */
   readonly accessRoles: readonly string[];
+  /** PLUGINS_CONFIG's overrides of the manifest's restart policy; absent = the manifest's. */
+  readonly restartOverrides?: Readonly<RestartPolicyDto>;
+}
+
+/** What a change of the stored states (PLUGINS_CONFIG re-read) changed for one plugin. */
+export interface PluginStateChange {
+  readonly name: PluginName;
+  readonly enabled: boolean;
+  readonly access: boolean;
+  readonly restart: boolean;
 }
 
 /** Result of a rescan: names of plugins that appeared, disappeared or whose manifest changed. */

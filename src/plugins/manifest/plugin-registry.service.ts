@@ -1,7 +1,7 @@
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 
 import { SerialQueue } from '../../common/serial-queue';
 import { PorticoConfig } from '../../config/portico-config';
@@ -10,9 +10,14 @@ import type { PluginName } from '../shared/plugin.types';
 import { MANIFEST_FILE, MANIFEST_MAX_BYTES } from './manifest.constants';
 import type { ManifestDto } from './manifest.dto';
 import { parseManifest } from './manifest-validator';
-import type { PluginDescriptor, RescanResult } from './plugin-descriptor';
+import type { PluginDescriptor, PluginStateChange, RescanResult } from './plugin-descriptor';
 import { hasHiddenSegment, isRelativePluginPath, realFileInside } from './plugin-path';
-import { PLUGIN_STATE_STORE, PluginState, PluginStateStore } from './plugin-state.store';
+import {
+  PLUGIN_STATE_STORE,
+  PluginState,
+  PluginStateSource,
+  PluginStateStore,
+} from './plugin-state.store';
 
 /** One plugin folder after its manifest was read and checked, before names are assigned. */
 interface InspectedFolder {
@@ -29,7 +34,7 @@ interface InspectedFolder {
  * starting and stopping servers is up to whoever calls scan() and acts on its result.
  */
 @Injectable()
-export class PluginRegistry {
+export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(PluginRegistry.name);
   private plugins = new Map<PluginName, PluginDescriptor>();
   private states?: Map<PluginName, PluginState>;
@@ -37,11 +42,43 @@ export class PluginRegistry {
   /** scan() and setEnabled() run one at a time so that neither sees the other half-done. */
   private readonly queue = new SerialQueue();
   private readonly accessListeners = new Set<(name: PluginName) => void>();
+  private readonly stateListeners = new Set<(changes: readonly PluginStateChange[]) => void>();
+  private unwatch: (() => void) | undefined;
 
   public constructor(
     private readonly config: PorticoConfig,
     @Inject(PLUGIN_STATE_STORE) private readonly store: PluginStateStore,
   ) {}
+
+  /** A store changed from outside (PLUGINS_CONFIG re-read) is applied as soon as it is seen. */
+  public onModuleInit(): void {
+    this.unwatch = this.store.watch?.(() => {
+      // reloadStates() runs on the queue and never rejects: a failure is logged there.
+      void this.reloadStates();
+    });
+  }
+
+  public onModuleDestroy(): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+  }
+
+  /** Where enable flags and roles come from, for `/readyz`. */
+  public stateSource(): PluginStateSource | undefined {
+    return this.store.describe?.();
+  }
+
+  /**
+   * Calls `listener(changes)` after the stored states changed from outside (a new PLUGINS_CONFIG)
+   * and the descriptors were updated: acting on them (start, stop) is the listener's job.
+   * Access listeners are told first. Returns an unsubscribe.
+   */
+  public onStateChange(listener: (changes: readonly PluginStateChange[]) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => {
+      this.stateListeners.delete(listener);
+    };
+  }
 
   /** Reads PLUGINS_DIR again and reports which plugins appeared, disappeared or changed. */
   public scan(): Promise<RescanResult> {
@@ -98,14 +135,47 @@ export class PluginRegistry {
       states.set(name, state);
       await this.store.save(states);
       this.states = states;
-      const updated: PluginDescriptor = {
-        ...plugin,
-        enabled: state.enabled,
-        accessRoles: state.roles ?? [],
-      };
+      const updated = withState(plugin, state);
       this.plugins.set(name, updated);
       return updated;
     });
+  }
+
+  /**
+   * Takes the store's states again (it said they changed), updates every descriptor, and tells
+   * the listeners which plugins' enable flag, roles or restart policy changed.
+   */
+  private reloadStates(): Promise<void> {
+    return this.queue
+      .run(async () => {
+        const states = await this.store.load();
+        this.states = states;
+        const changes: PluginStateChange[] = [];
+        for (const plugin of this.plugins.values()) {
+          const updated = withState(plugin, states.get(plugin.name));
+          const change: PluginStateChange = {
+            name: plugin.name,
+            enabled: updated.enabled !== plugin.enabled,
+            access: !sameList(updated.accessRoles, plugin.accessRoles),
+            restart:
+              JSON.stringify(updated.restartOverrides) !== JSON.stringify(plugin.restartOverrides),
+          };
+          this.plugins.set(plugin.name, updated);
+          if (change.enabled || change.access || change.restart) changes.push(change);
+        }
+        const unknown = [...states.keys()].filter((n) => !this.plugins.has(n)).sort(compare);
+        this.logger.log({
+          event: 'plugin_states_reloaded',
+          changed: changes.map((c) => c.name),
+          ...(unknown.length > 0 ? { notInstalled: unknown } : {}),
+        });
+        for (const change of changes.filter((c) => c.access))
+          for (const listener of [...this.accessListeners]) listener(change.name);
+        if (changes.length > 0) for (const listener of [...this.stateListeners]) listener(changes);
+      })
+      .catch((err: unknown) => {
+        this.logger.error({ event: 'plugin_states_reload_failed', reason: (err as Error).message });
+      });
   }
 
   /**
@@ -134,12 +204,7 @@ export class PluginRegistry {
     const inspected = await Promise.all(folders.map((f) => this.inspect(f.folder, f.dir)));
     const next = new Map<PluginName, PluginDescriptor>();
     for (const plugin of assignNames(inspected)) {
-      const state = states.get(plugin.name);
-      next.set(plugin.name, {
-        ...plugin,
-        enabled: state?.enabled ?? true,
-        accessRoles: state?.roles ?? [],
-      });
+      next.set(plugin.name, withState(plugin, states.get(plugin.name)));
     }
 
     const previous = this.plugins;
@@ -278,6 +343,27 @@ function assignNames(
     claim(f, name, reason);
   }
   return [...named.values()];
+}
+
+/** The descriptor with the stored state applied (defaults where nothing is stored). */
+function withState(
+  plugin: Omit<PluginDescriptor, 'enabled' | 'accessRoles' | 'restartOverrides'>,
+  state: PluginState | undefined,
+): PluginDescriptor {
+  return {
+    name: plugin.name,
+    folder: plugin.folder,
+    dir: plugin.dir,
+    ...(plugin.manifest !== undefined ? { manifest: plugin.manifest } : {}),
+    ...(plugin.invalidReason !== undefined ? { invalidReason: plugin.invalidReason } : {}),
+    enabled: state?.enabled ?? true,
+    accessRoles: state?.roles ?? [],
+    ...(state?.restart !== undefined ? { restartOverrides: state.restart } : {}),
+  };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** What a rescan compares to decide that a plugin changed. */

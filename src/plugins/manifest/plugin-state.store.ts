@@ -5,14 +5,19 @@ import { Logger, Provider } from '@nestjs/common';
 
 import { writeFileAtomic } from '../../common/atomic-file';
 import { PorticoConfig } from '../../config/portico-config';
+import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginName } from '../shared/plugin.types';
+import { DeclarativePluginStateStore } from './declarative-state.store';
 import { PLUGIN_STATE_FILE } from './manifest.constants';
+import type { RestartPolicyDto } from './restart-policy.dto';
 
 /** What is remembered about a plugin across restarts and rescans. */
 export interface PluginState {
   readonly enabled: boolean;
   /** Roles allowed to use the plugin (any one suffices); empty or absent = every user. */
   readonly roles?: readonly string[];
+  /** Overrides of the manifest's restart policy (PLUGINS_CONFIG only; the API cannot set them). */
+  readonly restart?: Readonly<RestartPolicyDto>;
 }
 
 interface PluginStateFile {
@@ -26,8 +31,29 @@ interface PluginStateFile {
 export interface PluginStateStore {
   /** The stored states; empty when nothing was stored yet. */
   load(): Promise<Map<PluginName, PluginState>>;
-  /** Replaces every stored state with `states`. */
+  /**
+   * Replaces every stored state with `states`. A store that is not written through the API
+   * (PLUGINS_CONFIG) throws PluginException CONFLICT naming where the state is managed.
+   */
   save(states: ReadonlyMap<PluginName, PluginState>): Promise<void>;
+  /**
+   * Calls `onChange` whenever the states changed from outside this process (a watched file,
+   * another replica); `load` then returns the new ones. Returns the function that stops it.
+   * Absent on stores that only this process writes.
+   */
+  watch?(onChange: () => void): () => void;
+  /** Where the states come from, for `/readyz` details and the logs. */
+  describe?(): PluginStateSource;
+}
+
+/** What `/readyz` shows about the source of plugin state. */
+export interface PluginStateSource {
+  readonly source: 'DATA_DIR' | 'PLUGINS_CONFIG';
+  readonly file: string;
+  /** PLUGINS_CONFIG: `portico_config_generation` of the config in force. */
+  readonly generation?: number;
+  /** PLUGINS_CONFIG: why the file's current content is not applied (the last good one is). */
+  readonly lastError?: string;
 }
 
 export const PLUGIN_STATE_STORE = Symbol('PLUGIN_STATE_STORE');
@@ -40,6 +66,10 @@ export class FilePluginStateStore implements PluginStateStore {
   private readonly logger = new Logger(FilePluginStateStore.name);
 
   public constructor(private readonly file: string) {}
+
+  public describe(): PluginStateSource {
+    return { source: 'DATA_DIR', file: this.file };
+  }
 
   /** The stored states; empty when the file does not exist or cannot be understood. */
   public async load(): Promise<Map<PluginName, PluginState>> {
@@ -99,9 +129,19 @@ export class FilePluginStateStore implements PluginStateStore {
   }
 }
 
+/**
+ * PLUGINS_CONFIG set: the declared file, the same for every replica (read and validated here,
+ * so a bad file fails the startup). Otherwise the embedded store in DATA_DIR, for one replica.
+ */
 export const pluginStateStoreProvider: Provider = {
   provide: PLUGIN_STATE_STORE,
-  inject: [PorticoConfig],
-  useFactory: (config: PorticoConfig): PluginStateStore =>
-    new FilePluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE)),
+  inject: [PorticoConfig, PorticoMetrics],
+  useFactory: (config: PorticoConfig, metrics: PorticoMetrics): Promise<PluginStateStore> =>
+    config.PLUGINS_CONFIG !== undefined
+      ? DeclarativePluginStateStore.open(
+          config.PLUGINS_CONFIG,
+          config.PLUGINS_CONFIG_POLL_MS,
+          metrics,
+        )
+      : Promise.resolve(new FilePluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE))),
 };

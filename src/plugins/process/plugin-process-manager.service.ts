@@ -85,6 +85,14 @@ export class PluginProcessManager
     return this.supervisorFor(descriptor).restart();
   }
 
+  /**
+   * Takes a new descriptor of a plugin whose process is left as it is (its restart policy
+   * changed): the next exit and the next spawn follow it. Nothing happens to an unknown plugin.
+   */
+  public reconfigure(descriptor: PluginDescriptor): void {
+    if (this.supervisors.has(descriptor.name)) this.supervisorFor(descriptor);
+  }
+
   public async stop(name: PluginName): Promise<void> {
     await this.supervisors.get(name)?.stop();
   }
@@ -148,7 +156,7 @@ export class PluginProcessManager
 
   private supervisorFor(descriptor: PluginDescriptor): PluginSupervisor {
     this.descriptors.set(descriptor.name, descriptor);
-    const policy = policyFor(descriptor.manifest);
+    const policy = policyFor(descriptor.manifest, descriptor.restartOverrides);
     let supervisor = this.supervisors.get(descriptor.name);
     if (supervisor === undefined) {
       supervisor = new PluginSupervisor(

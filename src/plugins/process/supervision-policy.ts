@@ -1,4 +1,5 @@
 import type { ManifestDto } from '../manifest/manifest.dto';
+import type { RestartPolicyDto } from '../manifest/restart-policy.dto';
 
 /** Restart and timing rules for one plugin (docs/plugin-contract.md §2 defaults, manifest overrides). */
 export interface SupervisionPolicy {
@@ -25,8 +26,12 @@ export const DEFAULT_POLICY: SupervisionPolicy = {
   killGraceMs: 5_000,
 };
 
-export function policyFor(manifest: ManifestDto | undefined): SupervisionPolicy {
-  const r = manifest?.restart;
+/** The defaults, overridden by the manifest's `restart`, overridden by PLUGINS_CONFIG's. */
+export function policyFor(
+  manifest: ManifestDto | undefined,
+  overrides?: Readonly<RestartPolicyDto>,
+): SupervisionPolicy {
+  const r = { ...manifest?.restart, ...overrides };
   return {
     restart: r?.enabled ?? DEFAULT_POLICY.restart,
     readyTimeoutMs: manifest?.readyTimeoutMs ?? DEFAULT_POLICY.readyTimeoutMs,

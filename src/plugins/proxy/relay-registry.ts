@@ -114,7 +114,7 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
   public upstreamLost(relay: WsRelay): void {
     const exit = this.lastExit.get(relay.plugin);
     if (exit !== undefined && exit.generation === relay.generation) {
-      closeForExit(relay, exit.willRestart);
+      this.closeForExit(relay, exit.willRestart);
       return;
     }
     // The socket usually drops a moment before the exit is seen; wait for it briefly.
@@ -168,7 +168,7 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
     for (const relay of this.relays) {
       if (relay.plugin === name && relay.generation === generation) {
         const code = willRestart ? CloseCode.ServiceRestart : CloseCode.InternalError;
-        relay.closeBoth(code, willRestart ? 'plugin restarting' : 'plugin stopped');
+        relay.closeBoth(code, this.closeReason(name, willRestart));
       }
     }
   };
@@ -178,9 +178,20 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
     for (const relay of this.relays) {
       if (relay.plugin !== name || relay.generation !== info.generation) continue;
       this.clearLostWait(relay);
-      closeForExit(relay, info.willRestart);
+      this.closeForExit(relay, info.willRestart);
     }
   };
+
+  private closeForExit(relay: WsRelay, willRestart: boolean): void {
+    const code = willRestart ? CloseCode.ServiceRestart : CloseCode.InternalError;
+    relay.closeClient(code, this.closeReason(relay.plugin, willRestart));
+  }
+
+  /** The close reason clients see when their plugin's process ends (docs/plugin-contract.md §4). */
+  private closeReason(name: PluginName, willRestart: boolean): string {
+    if (willRestart) return 'plugin restarting';
+    return this.registry.get(name)?.enabled === false ? 'plugin disabled' : 'plugin stopped';
+  }
 
   /** An admin changed who may use a plugin: sessions of users who lost it end (4403). */
   private readonly onAccessChange = (name: PluginName): void => {
@@ -193,11 +204,6 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
       }
     }
   };
-}
-
-function closeForExit(relay: WsRelay, willRestart: boolean): void {
-  if (willRestart) relay.closeClient(CloseCode.ServiceRestart, 'plugin restarting');
-  else relay.closeClient(CloseCode.InternalError, 'plugin stopped');
 }
 
 /** When verification would start refusing the session's token (ms since the epoch). */

@@ -15,7 +15,7 @@ import { Logger } from '@nestjs/common';
 
 import { MountedSecrets } from '../../../src/plugins/secrets/mounted-secrets';
 import { MOUNTED_SECRETS_POLL_MS } from '../../../src/plugins/secrets/secrets.constants';
-import { writeSecretVolume } from './kubernetes-volume';
+import { writeSecretVolume } from '../../helpers/kubernetes-volume';
 
 describe('MountedSecrets (PLUGIN_SECRETS_DIR files)', () => {
   let base: string;

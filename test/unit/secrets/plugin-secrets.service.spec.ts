@@ -13,7 +13,7 @@ import { registryFor } from '../../helpers/registry';
 import { MountedSecrets } from '../../../src/plugins/secrets/mounted-secrets';
 import { PluginSecretsService } from '../../../src/plugins/secrets/plugin-secrets.service';
 import { PluginException, PluginExceptionCode } from '../../../src/plugins/shared/plugin.exception';
-import { writeSecretVolume } from './kubernetes-volume';
+import { writeSecretVolume } from '../../helpers/kubernetes-volume';
 import { secretsGraph } from './secrets-graph';
 
 const BOARD_TOKEN = 'ghp_board_secret_0123456789';

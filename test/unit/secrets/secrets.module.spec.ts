@@ -19,7 +19,7 @@ import { SecretSources } from '../../../src/plugins/secrets/secret-sources.servi
 import { SecretStore } from '../../../src/plugins/secrets/secret-store';
 import { SecretsModule } from '../../../src/plugins/secrets/secrets.module';
 import { MOUNTED_SECRETS, SECRET_STORE } from '../../../src/plugins/secrets/secrets.providers';
-import { writeSecretVolume } from './kubernetes-volume';
+import { writeSecretVolume } from '../../helpers/kubernetes-volume';
 
 /** SecretsModule as Nest builds it: its providers, what it exports, and what tests can replace. */
 describe('SecretsModule', () => {
