@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Injectable, Logger, Module } from '@nestjs/common';
 import { Test, TestingModule } from '@nestjs/testing';
 
+import { MetricsModule } from '../../../src/metrics/metrics.module';
 import { ConfigModule } from '../../../src/config/config.module';
 import { PorticoConfig } from '../../../src/config/portico-config';
 import { PluginRegistry } from '../../../src/plugins/manifest/plugin-registry.service';
@@ -61,7 +62,9 @@ describe('SecretsModule', () => {
     build: (builder: ReturnType<typeof Test.createTestingModule>) => typeof builder = (b) => b,
   ): Promise<PluginSecretsService> {
     moduleRef = await build(
-      Test.createTestingModule({ imports: [ConfigModule.forRoot(config), SecretsModule] }),
+      Test.createTestingModule({
+        imports: [ConfigModule.forRoot(config), MetricsModule, SecretsModule],
+      }),
     ).compile();
     await moduleRef.init();
     await moduleRef.get(PluginRegistry, { strict: false }).scan();
@@ -120,7 +123,7 @@ describe('SecretsModule', () => {
     @Module({ imports: [SecretsModule], providers: [Consumer] })
     class ConsumerModule {}
     moduleRef = await Test.createTestingModule({
-      imports: [ConfigModule.forRoot(config), ConsumerModule],
+      imports: [ConfigModule.forRoot(config), MetricsModule, ConsumerModule],
     }).compile();
     const consumer = moduleRef.get(Consumer, { strict: false });
     expect(consumer.secrets).toBeInstanceOf(PluginSecretsService);
