@@ -137,7 +137,7 @@ describe('SecretsModule', () => {
     class IntruderModule {}
     await expect(
       Test.createTestingModule({
-        imports: [ConfigModule.forRoot(config), IntruderModule],
+        imports: [ConfigModule.forRoot(config), MetricsModule, IntruderModule],
       }).compile(),
     ).rejects.toThrow(/can't resolve dependencies of the Intruder/);
   });
