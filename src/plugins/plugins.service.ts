@@ -33,6 +33,8 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
   private readonly logger = new Logger(PluginsService.name);
   private discoveredFlag = false;
   private drainingFlag = false;
+  /** Plugins found at startup whose first start has not ended (see `starting`). */
+  private readonly firstStarts = new Set<PluginName>();
 
   public constructor(
     private readonly registry: PluginRegistry,
@@ -52,7 +54,13 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
   }
 
   public async onApplicationBootstrap(): Promise<void> {
+    this.processes.on('state', (name, state) => {
+      if (state !== 'starting') this.firstStarts.delete(name);
+    });
     await this.rescan();
+    for (const descriptor of this.registry.list())
+      if (isRunnable(descriptor) && this.status(descriptor) === 'starting')
+        this.firstStarts.add(descriptor.name);
     this.discoveredFlag = true;
   }
 
@@ -182,12 +190,19 @@ export class PluginsService implements OnApplicationBootstrap, BeforeApplication
     return this.drainingFlag;
   }
 
-  /** Enabled plugins whose server is still starting (readiness waits for them). */
+  /**
+   * Plugins found at startup whose first start has not ended yet (running, failed or stopped):
+   * readiness waits for them. Only the first start: a plugin that restarts later, or one enabled
+   * later, would otherwise take the host out of its Service while every replica restarts it at
+   * once (a crash loop, or a PLUGINS_CONFIG change), turning one plugin's trouble into an outage.
+   */
   public starting(): string[] {
-    return this.registry
-      .list()
-      .filter((d) => this.status(d) === 'starting')
-      .map((d) => d.name);
+    return [...this.firstStarts]
+      .filter((name) => {
+        const descriptor = this.registry.get(name);
+        return descriptor !== undefined && this.status(descriptor) === 'starting';
+      })
+      .sort();
   }
 }
 

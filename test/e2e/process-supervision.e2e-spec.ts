@@ -63,27 +63,49 @@ describe('plugin process supervision (real subprocesses)', () => {
     expect(lines.indexOf('a partial line completed later')).toBeLessThan(ready);
   });
 
-  it('is not ready while a plugin is starting, then ready', async () => {
+  it('is not ready while a plugin found at startup is starting, then ready', async () => {
+    // A host of its own, asked at once: slow-ready takes 1.5 s to print its ready line.
+    const only = pluginsDirWith(['slow-ready']);
+    const own = await startTestApp({ pluginsDir: only.dir });
+    try {
+      const first = await http(own.baseUrl, 'GET', '/readyz');
+      expect(first.status).toBe(503);
+      expect(first.json).toMatchObject({
+        status: 'error',
+        details: { plugins: { status: 'down', starting: ['slow-ready'] } },
+      });
+      const ready = await waitFor(async () => {
+        const res = await http(own.baseUrl, 'GET', '/readyz');
+        return res.status === 200 && res;
+      });
+      expect(ready.json).toMatchObject({ status: 'ok', info: { plugins: { status: 'up' } } });
+    } finally {
+      await own.close();
+      only.remove();
+    }
+  });
+
+  it('stays ready while a plugin is started again later (enable, restart): one plugin is not the host', async () => {
     await waitStatus('slow-ready', 'running');
     const off = await http(t.baseUrl, 'PUT', '/api/plugins/slow-ready/enable', {
       token: t.adminToken(),
       body: { enabled: false },
     });
     expect(off.status).toBe(200);
-    // Enabling spawns the server at once, so the answer already says `starting`; slow-ready then
-    // takes 1.5 s to print its ready line, the window in which readiness must be down.
+    // Enabling spawns the server at once, so the answer already says `starting`; the host stays
+    // ready (its other plugins serve; every replica restarting it would otherwise all drop out).
     const on = await http(t.baseUrl, 'PUT', '/api/plugins/slow-ready/enable', {
       token: t.adminToken(),
       body: { enabled: true },
     });
     expect((on.json as View).status).toBe('starting');
-    expect((await http(t.baseUrl, 'GET', '/readyz')).status).toBe(503);
-    await waitStatus('slow-ready', 'running');
-    const ready = await waitFor(async () => {
-      const res = await http(t.baseUrl, 'GET', '/readyz');
-      return res.status === 200 && res;
+    expect((await http(t.baseUrl, 'GET', '/readyz')).status).toBe(200);
+    const restart = await http(t.baseUrl, 'POST', '/api/plugins/slow-ready/restart', {
+      token: t.adminToken(),
     });
-    expect(ready.json).toMatchObject({ status: 'ok', info: { plugins: { status: 'up' } } });
+    expect(restart.status).toBeLessThan(300);
+    expect((await http(t.baseUrl, 'GET', '/readyz')).status).toBe(200);
+    await waitStatus('slow-ready', 'running');
   });
 
   it('gives up on a server that never gets ready: failed, with the reason', async () => {
