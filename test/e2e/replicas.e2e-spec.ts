@@ -104,7 +104,7 @@ describe('several replicas on one PLUGINS_CONFIG and PLUGIN_SECRETS_DIR', () => 
     }
   });
 
-  it('state changes through the API → 409 naming the file, on either replica', async () => {
+  it('state and secret changes through the API → 409 saying where to change them, on either replica', async () => {
     for (const host of replicas) {
       const enable = await http(host.baseUrl, 'PUT', '/api/plugins/echo/enable', {
         token: admin,
@@ -118,6 +118,13 @@ describe('several replicas on one PLUGINS_CONFIG and PLUGIN_SECRETS_DIR', () => 
       });
       expect(access.status).toBe(409);
       expect((await view(host, 'echo')).enabled).toBe(true);
+      // A secret stored through one replica would stay in its DATA_DIR: mounted files only.
+      const secret = await http(host.baseUrl, 'PUT', '/api/plugins/secret-env/secrets/API_TOKEN', {
+        token: admin,
+        body: { value: 'only-here' },
+      });
+      expect(secret.status).toBe(409);
+      expect(JSON.stringify(secret.json)).toContain('PLUGIN_SECRETS_DIR');
     }
   });
 

@@ -2,6 +2,7 @@ import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/commo
 
 import { SECRET_KEY_PATTERN } from '../manifest/manifest.constants';
 import { isReservedSecretKey } from '../manifest/manifest.validators';
+import { PorticoConfig } from '../../config/portico-config';
 import { PluginRegistry } from '../manifest/plugin-registry.service';
 import { PluginException, PluginExceptionCode } from '../shared/plugin.exception';
 import type { PluginName } from '../shared/plugin.types';
@@ -31,6 +32,7 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
     private readonly sources: SecretSources,
     private readonly redaction: SecretRedaction,
     private readonly registry: PluginRegistry,
+    private readonly config: PorticoConfig,
   ) {}
 
   /** Reads the store and starts watching PLUGIN_SECRETS_DIR. */
@@ -81,6 +83,7 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   /** Stores a value (400 invalid, 404 unknown plugin, 409 no or corrupt store); tells listeners. */
   public async set(name: PluginName, key: string, value: string): Promise<void> {
     this.registry.require(name);
+    this.requireApiManaged();
     assertKeyFormat(key);
     if (!this.sources.declaredKeys(name).includes(key)) throw undeclared(name, key);
     validateValue(value);
@@ -99,6 +102,7 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
    */
   public async delete(name: PluginName, key: string): Promise<void> {
     this.registry.require(name);
+    this.requireApiManaged();
     assertKeyFormat(key);
     this.requireWritable();
     // A stored value of a key the manifest no longer declares can still be removed.
@@ -156,6 +160,19 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   private mountedChanged(name: PluginName): void {
     this.logger.log({ plugin: name, event: 'mounted_secrets_changed' });
     this.emit(name);
+  }
+
+  /**
+   * PLUGINS_CONFIG means several replicas: a value stored through one of them would live in its
+   * DATA_DIR only, and the others would run the plugin without it. Mounted files are shared.
+   */
+  private requireApiManaged(): void {
+    if (this.config.PLUGINS_CONFIG !== undefined)
+      throw new PluginException(
+        PluginExceptionCode.CONFLICT,
+        'secrets cannot be changed through the API while PLUGINS_CONFIG is set (each replica ' +
+          'would keep its own): mount them under PLUGIN_SECRETS_DIR instead',
+      );
   }
 
   private requireWritable(): void {

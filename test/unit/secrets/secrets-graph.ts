@@ -28,7 +28,7 @@ export function secretsGraph(config: PorticoConfig, registry: PluginRegistry): S
   const mounted =
     config.PLUGIN_SECRETS_DIR === undefined ? null : new MountedSecrets(config.PLUGIN_SECRETS_DIR);
   const sources = new SecretSources(store, mounted, registry);
-  const service = new PluginSecretsService(sources, new SecretRedaction(sources), registry);
+  const service = new PluginSecretsService(sources, new SecretRedaction(sources), registry, config);
   service.onModuleInit();
   return { service, store, mounted };
 }
