@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import { Logger } from '@nestjs/common';
@@ -157,7 +158,9 @@ async function readConfig(file: string): Promise<ConfigRead> {
   let bytes: Buffer;
   try {
     // Opened once, so the size checked is the size of the file read (kubelet swaps files).
-    const handle = await open(file, 'r');
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, holding a libuv thread
+    // and every later poll; it is refused below as not a regular file.
+    const handle = await open(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
     try {
       const stats = await handle.stat();
       if (!stats.isFile()) return unreadable('not a regular file');

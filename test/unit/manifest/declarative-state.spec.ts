@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -115,7 +116,7 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
       expect(await metric('portico_config_valid')).toBe(1);
     });
 
-    it('a file larger than 1 MiB or a folder → refused without reading it whole', async () => {
+    it('a file larger than 1 MiB, a folder, a FIFO or a device → refused without reading it', async () => {
       writeConfig('plugins: {}');
       const store = await DeclarativePluginStateStore.open(file, 1000, metrics);
       writeConfig(`# ${'x'.repeat(1024 * 1024)}\n`);
@@ -124,6 +125,16 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
       rmSync(configDir, { recursive: true });
       mkdirSync(file, { recursive: true });
       await store.poll();
+      expect(store.describe().lastError).toBe('not a regular file');
+      // A FIFO would block an ordinary open until a writer comes: refused without waiting.
+      rmSync(configDir, { recursive: true });
+      mkdirSync(configDir);
+      execFileSync('mkfifo', [file]);
+      expect(await store.poll()).toBe(false);
+      expect(store.describe().lastError).toBe('not a regular file');
+      rmSync(file);
+      symlinkSync('/dev/zero', file);
+      expect(await store.poll()).toBe(false);
       expect(store.describe().lastError).toBe('not a regular file');
     });
   });
