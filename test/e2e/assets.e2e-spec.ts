@@ -20,6 +20,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 
 import { HttpPipelineModule } from '../../src/common/http-pipeline.module';
+import { MetricsModule } from '../../src/metrics/metrics.module';
 import { ConfigModule } from '../../src/config/config.module';
 import { loadConfig } from '../../src/config/load-config';
 import { AssetsModule } from '../../src/plugins/assets/assets.module';
@@ -84,7 +85,7 @@ describe('GET /api/plugins/:name/assets/*path', () => {
       SECRETS_KEY: randomBytes(32).toString('base64'),
     });
     const moduleRef = await Test.createTestingModule({
-      imports: [ConfigModule.forRoot(config), HttpPipelineModule, AssetsModule],
+      imports: [ConfigModule.forRoot(config), MetricsModule, HttpPipelineModule, AssetsModule],
     }).compile();
     app = moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
     // As in bootstrap.ts, so that the route sees what it will see in production.
