@@ -27,7 +27,7 @@ export class DeclarativePluginStateStore implements PluginStateStore {
   private readonly logger = new Logger('PluginsConfig');
   /** The last good config: the one in force. */
   private config: PluginsConfig;
-  /** SHA-256 prefix of the content read last, good or not: unchanged bytes are not re-parsed. */
+  /** Generation of the content read last, good or not: unchanged bytes are not parsed again. */
   private seen: number;
   private lastError: string | undefined;
   private polling = false;
@@ -52,7 +52,7 @@ export class DeclarativePluginStateStore implements PluginStateStore {
     pollMs: number,
     metrics: PorticoMetrics,
   ): Promise<DeclarativePluginStateStore> {
-    const read = await readConfig(file);
+    const read = parseRead(await readConfig(file));
     if ('error' in read)
       throw new ConfigException(
         ConfigExceptionCode.INVALID_VALUE,
@@ -107,9 +107,11 @@ export class DeclarativePluginStateStore implements PluginStateStore {
     if (this.polling) return false;
     this.polling = true;
     try {
-      const read = await readConfig(this.file);
-      if (read.generation === this.seen) return false;
-      this.seen = read.generation;
+      // Unchanged bytes are not parsed again: parsing is the expensive part, hashing is not.
+      const bytes = await readConfig(this.file);
+      if (bytes.generation === this.seen) return false;
+      this.seen = bytes.generation;
+      const read = parseRead(bytes);
       if ('error' in read) {
         this.lastError = read.error;
         this.metrics.configReloadFailures.inc();
@@ -122,10 +124,17 @@ export class DeclarativePluginStateStore implements PluginStateStore {
         this.report();
         return false;
       }
+      const recovered = this.lastError !== undefined;
       this.lastError = undefined;
       const changed = read.config.generation !== this.config.generation;
       this.config = read.config;
       this.report();
+      if (!changed && recovered)
+        this.logger.log({
+          event: 'plugins_config_recovered',
+          file: this.file,
+          generation: read.config.generation,
+        });
       if (changed)
         this.logger.log({
           event: 'plugins_config_applied',
@@ -150,11 +159,16 @@ function unreadable(reason: string): { error: string; generation: number } {
   return { error: reason, generation: configGeneration(Buffer.from(`\0unreadable: ${reason}`)) };
 }
 
+type ConfigBytes =
+  | { readonly bytes: Buffer; readonly generation: number }
+  | { readonly error: string; readonly generation: number };
+
 type ConfigRead =
   | { readonly config: PluginsConfig; readonly generation: number }
   | { readonly error: string; readonly generation: number };
 
-async function readConfig(file: string): Promise<ConfigRead> {
+/** The file's bytes and their generation, or why it cannot be read. Never rejects. */
+async function readConfig(file: string): Promise<ConfigBytes> {
   let bytes: Buffer;
   try {
     // Opened once, so the size checked is the size of the file read (kubelet swaps files).
@@ -174,7 +188,12 @@ async function readConfig(file: string): Promise<ConfigRead> {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     return unreadable(`cannot be read (${code})`);
   }
-  const parsed = parsePluginsConfig(bytes);
+  return { bytes, generation: configGeneration(bytes) };
+}
+
+function parseRead(read: ConfigBytes): ConfigRead {
+  if ('error' in read) return read;
+  const parsed = parsePluginsConfig(read.bytes);
   return 'error' in parsed
     ? parsed
     : { config: parsed.config, generation: parsed.config.generation };

@@ -44,6 +44,8 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
   private readonly accessListeners = new Set<(name: PluginName) => void>();
   private readonly stateListeners = new Set<(changes: readonly PluginStateChange[]) => void>();
   private unwatch: (() => void) | undefined;
+  /** PLUGINS_CONFIG names no plugin under PLUGINS_DIR has (a typo, or not deployed yet). */
+  private notInstalled: PluginName[] = [];
 
   public constructor(
     private readonly config: PorticoConfig,
@@ -65,7 +67,9 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
 
   /** Where enable flags and roles come from, for `/readyz`. */
   public stateSource(): PluginStateSource | undefined {
-    return this.store.describe?.();
+    const source = this.store.describe?.();
+    if (source === undefined || this.notInstalled.length === 0) return source;
+    return { ...source, notInstalled: this.notInstalled };
   }
 
   /**
@@ -163,12 +167,8 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
           this.plugins.set(plugin.name, updated);
           if (change.enabled || change.access || change.restart) changes.push(change);
         }
-        const unknown = [...states.keys()].filter((n) => !this.plugins.has(n)).sort(compare);
-        this.logger.log({
-          event: 'plugin_states_reloaded',
-          changed: changes.map((c) => c.name),
-          ...(unknown.length > 0 ? { notInstalled: unknown } : {}),
-        });
+        this.logger.log({ event: 'plugin_states_reloaded', changed: changes.map((c) => c.name) });
+        this.checkNotInstalled(states);
         for (const change of changes.filter((c) => c.access))
           for (const listener of [...this.accessListeners]) listener(change.name);
         if (changes.length > 0) for (const listener of [...this.stateListeners]) listener(changes);
@@ -191,6 +191,24 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
     const real = await realFileInside(plugin.dir, relPath);
     if (real === undefined) throw notFound;
     return real;
+  }
+
+  /**
+   * A declared name no plugin has is most likely a typo (`ecoh: {enabled: false}` leaves `echo`
+   * running and open): warned once per change of the list, and shown in `/readyz`. A store the
+   * API writes keeps the state of removed plugins on purpose, so only a declarative one counts.
+   */
+  private checkNotInstalled(states: ReadonlyMap<PluginName, PluginState>): void {
+    if (this.store.describe?.().source !== 'PLUGINS_CONFIG') return;
+    const names = [...states.keys()].filter((n) => !this.plugins.has(n)).sort(compare);
+    if (sameList(names, this.notInstalled)) return;
+    this.notInstalled = names;
+    if (names.length > 0)
+      this.logger.warn({
+        event: 'plugins_config_not_installed',
+        plugins: names,
+        hint: 'listed in PLUGINS_CONFIG but not found under PLUGINS_DIR (a misspelt name?)',
+      });
   }
 
   private async loadStates(): Promise<Map<PluginName, PluginState>> {
@@ -216,6 +234,7 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
         .sort(compare),
     };
     this.plugins = next;
+    this.checkNotInstalled(states);
 
     for (const plugin of next.values()) {
       if (plugin.invalidReason !== undefined)

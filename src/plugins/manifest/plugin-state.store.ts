@@ -54,6 +54,8 @@ export interface PluginStateSource {
   readonly generation?: number;
   /** PLUGINS_CONFIG: why the file's current content is not applied (the last good one is). */
   readonly lastError?: string;
+  /** PLUGINS_CONFIG: names it lists that no plugin under PLUGINS_DIR has (a typo?). */
+  readonly notInstalled?: readonly string[];
 }
 
 export const PLUGIN_STATE_STORE = Symbol('PLUGIN_STATE_STORE');

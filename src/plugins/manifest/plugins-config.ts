@@ -12,15 +12,25 @@ import {
   ValidateNested,
   validateSync,
 } from 'class-validator';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 
 import { isPluginName, PLUGIN_NAME_PATTERN, PluginName } from '../shared/plugin.types';
 import { describeValidationErrors } from './manifest-validator';
 import type { PluginState } from './plugin-state.store';
 import { RestartPolicyDto } from './restart-policy.dto';
 
-/** A PLUGINS_CONFIG file larger than this is refused: it is a few lines per plugin. */
-export const PLUGINS_CONFIG_MAX_BYTES = 1024 * 1024;
+/**
+ * A PLUGINS_CONFIG file larger than this is refused. It is a few lines per plugin (64 KiB is
+ * over 1,000 plugins), and parsing runs on the event loop: the YAML parser takes about 0.6 s for
+ * 64 KiB of entries on a busy core, and a file 16 times larger would stall the host for seconds.
+ */
+export const PLUGINS_CONFIG_MAX_BYTES = 64 * 1024;
+
+/**
+ * Flow collections (`[`, `{`) nested deeper than this are refused before parsing: the parser
+ * takes over a second for 60 KB of `[[[…]]]`, and no real config nests more than four levels.
+ */
+const MAX_FLOW_DEPTH = 32;
 
 /** Same rule as `PUT /api/plugins/:name/access` (SetAccessDto). */
 const ROLE_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -34,14 +44,15 @@ class PluginConfigEntryDto {
   @IsBoolean()
   public enabled?: boolean;
 
+  // Checked bottom-up and only until the first failure: a string is "not an array" first.
   @IsOptional()
-  @IsArray()
   @ArrayMaxSize(64)
-  @IsString({ each: true })
   @Matches(ROLE_PATTERN, {
     each: true,
     message: 'each role must be 1-128 characters of letters, digits, _ . : -',
   })
+  @IsString({ each: true })
+  @IsArray()
   public roles?: string[];
 
   @IsOptional()
@@ -79,8 +90,22 @@ export function parsePluginsConfig(bytes: Buffer): PluginsConfigParseResult {
   } catch {
     return fail('not valid UTF-8');
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) return fail(`invalid YAML (${oneLine(doc.errors[0].message)})`);
+  if (flowDepth(text) > MAX_FLOW_DEPTH)
+    return fail(`invalid YAML (nested deeper than ${MAX_FLOW_DEPTH} levels)`);
+  // Warnings (a mapping used as a key, an unknown tag) are refused like errors, not logged.
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    uniqueKeys: true,
+    prettyErrors: false,
+    logLevel: 'silent',
+    lineCounter: lines,
+  });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) {
+    const at = lines.linePos(problem.pos[0]);
+    const where = ` at line ${at.line}, column ${at.col}`;
+    return fail(`invalid YAML${where} (${oneLine(problem.message)})`);
+  }
   let raw: unknown;
   try {
     // Aliases are legitimate YAML, but a billion-laughs file must not expand without bound.
@@ -88,14 +113,21 @@ export function parsePluginsConfig(bytes: Buffer): PluginsConfigParseResult {
   } catch (err) {
     return fail(`invalid YAML (${oneLine((err as Error).message)})`);
   }
-  // An empty file (or only comments) lists nothing: every plugin keeps its defaults.
-  if (raw === null || raw === undefined) return { config: { plugins: new Map(), generation } };
+  // An empty or truncated file (a writer that is not atomic, a failed template) must not read as
+  // "nothing listed", which would enable every plugin for every user: `plugins` is required.
+  if (raw === null || raw === undefined)
+    return fail('the file is empty: write `plugins: {}` to list no plugin');
   if (!isMapping(raw)) return fail('the top level must be a mapping with a `plugins` key');
   const unknownTop = Object.keys(raw).filter((k) => k !== 'plugins');
-  if (unknownTop.length > 0)
-    return fail(`unknown key ${unknownTop.map((k) => `"${k}"`).join(', ')} (only "plugins")`);
-  const listed = raw.plugins ?? {};
-  if (!isMapping(listed)) return fail('plugins must be a mapping of plugin name to settings');
+  if (unknownTop.length > 0) {
+    const shown = unknownTop.slice(0, MAX_REASONS).map((k) => `"${oneLine(k).slice(0, 64)}"`);
+    if (unknownTop.length > MAX_REASONS) shown.push(`and ${unknownTop.length - MAX_REASONS} more`);
+    return fail(`unknown top-level key ${shown.join(', ')} (only "plugins")`);
+  }
+  if (!('plugins' in raw)) return fail('`plugins` is required (write `plugins: {}` to list none)');
+  const listed = raw.plugins;
+  if (!isMapping(listed))
+    return fail('plugins must be a mapping of plugin name to settings (`plugins: {}` for none)');
 
   const reasons: string[] = [];
   const plugins = new Map<PluginName, PluginState>();
@@ -112,6 +144,7 @@ export function parsePluginsConfig(bytes: Buffer): PluginsConfigParseResult {
     }
     const dto = plainToInstance(PluginConfigEntryDto, value);
     const errors = validateSync(dto, {
+      stopAtFirstError: true,
       whitelist: true,
       forbidNonWhitelisted: true,
       forbidUnknownValues: true,
@@ -147,8 +180,26 @@ function stateOf(dto: PluginConfigEntryDto): PluginState {
   };
 }
 
+/** A plain mapping: not a list, nor what a tag such as `!!binary` or `!!set` builds. */
 function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The deepest nesting of `[` and `{`, counted over the whole text. Brackets inside quoted
+ * strings or comments count too: the count can only be too high, which errs on the safe side.
+ */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if ((c === 0x5d || c === 0x7d) && depth > 0) depth--;
+  }
+  return max;
 }
 
 function oneLine(text: string): string {

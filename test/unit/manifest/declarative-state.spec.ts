@@ -13,6 +13,7 @@ import { PorticoMetrics } from '../../../src/metrics/portico-metrics';
 import { DeclarativePluginStateStore } from '../../../src/plugins/manifest/declarative-state.store';
 import type { PluginStateChange } from '../../../src/plugins/manifest/plugin-descriptor';
 import { PluginRegistry } from '../../../src/plugins/manifest/plugin-registry.service';
+import * as pluginsConfig from '../../../src/plugins/manifest/plugins-config';
 import { policyFor } from '../../../src/plugins/process/supervision-policy';
 import { PluginException, PluginExceptionCode } from '../../../src/plugins/shared/plugin.exception';
 import { writeSecretVolume } from '../../helpers/kubernetes-volume';
@@ -24,6 +25,7 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
   let file: string;
   let metrics: PorticoMetrics;
   let errorLog: jest.SpyInstance;
+  let warnLog: jest.SpyInstance;
 
   const writeConfig = (text: string): void =>
     writeSecretVolume(configDir, { 'plugins.yaml': text });
@@ -48,6 +50,7 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
     jest.spyOn(Logger.prototype, 'debug').mockImplementation(() => undefined);
     errorLog = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    warnLog = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
 
   afterEach(() => {
@@ -67,6 +70,18 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
       await expect(DeclarativePluginStateStore.open(file, 1000, metrics)).rejects.toThrow(
         /PLUGINS_CONFIG: .*invalid YAML/,
       );
+    });
+
+    it('parses a file again only when its bytes changed', async () => {
+      writeConfig('plugins: {}');
+      const store = await DeclarativePluginStateStore.open(file, 1000, metrics);
+      const parse = jest.spyOn(pluginsConfig, 'parsePluginsConfig');
+      for (let i = 0; i < 3; i++) expect(await store.poll()).toBe(false);
+      expect(parse).not.toHaveBeenCalled();
+      writeConfig('plugins: {echo: {}}');
+      expect(await store.poll()).toBe(true);
+      expect(await store.poll()).toBe(false);
+      expect(parse).toHaveBeenCalledTimes(1);
     });
 
     it('save → 409 CONFLICT naming the file', async () => {
@@ -116,12 +131,12 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
       expect(await metric('portico_config_valid')).toBe(1);
     });
 
-    it('a file larger than 1 MiB, a folder, a FIFO or a device → refused without reading it', async () => {
+    it('a file larger than 64 KiB, a folder, a FIFO or a device → refused without reading it', async () => {
       writeConfig('plugins: {}');
       const store = await DeclarativePluginStateStore.open(file, 1000, metrics);
-      writeConfig(`# ${'x'.repeat(1024 * 1024)}\n`);
+      writeConfig(`# ${'x'.repeat(64 * 1024)}\n`);
       await store.poll();
-      expect(store.describe().lastError).toBe('larger than 1048576 bytes');
+      expect(store.describe().lastError).toBe('larger than 65536 bytes');
       rmSync(configDir, { recursive: true });
       mkdirSync(file, { recursive: true });
       await store.poll();
@@ -174,7 +189,19 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
         });
         // An API write is refused while PLUGINS_CONFIG is the source.
         await expect(registry.setEnabled('echo', true)).rejects.toThrow(file);
-        expect(registry.stateSource()).toMatchObject({ source: 'PLUGINS_CONFIG', file });
+        // `gone` is listed but not installed: a likely typo, warned once and shown in /readyz.
+        expect(registry.stateSource()).toMatchObject({
+          source: 'PLUGINS_CONFIG',
+          file,
+          notInstalled: ['gone'],
+        });
+        const notInstalled = (): unknown[] =>
+          warnLog.mock.calls.filter(
+            ([line]) => (line as { event?: string }).event === 'plugins_config_not_installed',
+          );
+        expect(notInstalled()).toHaveLength(1);
+        await registry.scan();
+        expect(notInstalled()).toHaveLength(1);
       } finally {
         registry.onModuleDestroy();
       }

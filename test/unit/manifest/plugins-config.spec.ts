@@ -40,13 +40,22 @@ plugins:
     expect([...parsed.plugins.keys()]).toEqual(['echo', 'terminal', 'other']);
   });
 
-  it('accepts JSON, an empty file and a file of comments (nothing listed)', () => {
+  it('accepts JSON, and `plugins: {}` for no plugin listed', () => {
     expect(config('{"plugins": {"echo": {"enabled": false}}}').config.plugins.get('echo')).toEqual({
       enabled: false,
     });
-    expect(config('').config.plugins.size).toBe(0);
-    expect(config('# managed by GitOps\n').config.plugins.size).toBe(0);
     expect(config('plugins: {}\n').config.plugins.size).toBe(0);
+    expect(config('# managed by GitOps\nplugins: {}\n').config.plugins.size).toBe(0);
+  });
+
+  it.each([
+    ['an empty file', ''],
+    ['a file of comments only', '# managed by GitOps\n'],
+    ['a file cut before its first entry', 'plugins:\n'],
+    ['plugins: null', 'plugins: null\n'],
+    ['no plugins key', '{}\n'],
+  ])('%s → refused: it must not read as "enable everything for everyone"', (_case, text) => {
+    expect(error(text)).toMatch(/empty|required|plugins must be a mapping/);
   });
 
   it('a plugin called __proto__ is an ordinary entry, not a prototype', () => {
@@ -66,7 +75,7 @@ plugins:
       'plugins:\n  echo:\n    restart: { maxFailedStart: 2 }\n',
       'plugins.echo.restart.maxFailedStart: unknown field',
     ],
-    ['an unknown top-level key', 'plugin:\n  echo: {}\n', 'unknown key "plugin"'],
+    ['an unknown top-level key', 'plugin:\n  echo: {}\n', 'unknown top-level key "plugin"'],
     [
       'yes is a string in YAML 1.2, not a boolean',
       'plugins:\n  echo: { enabled: yes }\n',
@@ -106,6 +115,46 @@ plugins:
     ],
   ])('%s → refused', (_case, text, reason) => {
     expect(error(text)).toContain(reason);
+  });
+
+  it('says where broken YAML is broken', () => {
+    expect(error('plugins:\n  echo: {enabled: false\n')).toMatch(
+      /^invalid YAML at line \d+, column \d+ \(/,
+    );
+  });
+
+  it.each([
+    [
+      'flow collections nested 33 deep',
+      `plugins: {echo: {roles: ${'['.repeat(33)}${']'.repeat(33)}}}`,
+    ],
+    ['a 60 KB [[[…]]] bomb', `plugins: ${'['.repeat(30000)}${']'.repeat(30000)}`],
+  ])('%s → refused before parsing', (_case, text) => {
+    expect(error(text)).toBe('invalid YAML (nested deeper than 32 levels)');
+  });
+
+  it.each([
+    ['a mapping used as a key', 'plugins:\n  ? {a: 1}\n  : {}\n'],
+    ['a tag building bytes instead of a mapping', 'plugins:\n  echo: !!binary aGVsbG8=\n'],
+    ['an unknown tag', 'plugins:\n  echo: !custom {}\n'],
+  ])('%s → refused, with nothing written to stderr', (_case, text) => {
+    const stderr = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const log = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      expect(error(text)).not.toContain('undefined');
+      expect(stderr).not.toHaveBeenCalled();
+      expect(log).not.toHaveBeenCalled();
+    } finally {
+      stderr.mockRestore();
+      log.mockRestore();
+    }
+  });
+
+  it('lists at most five unknown top-level keys, each cut to 64 characters', () => {
+    const text = Array.from({ length: 9 }, (_, i) => `${'k'.repeat(100)}${i}: 1`).join('\n');
+    const reason = error(text);
+    expect(reason).toMatch(/and 4 more \(only "plugins"\)$/);
+    expect(reason).not.toContain('k'.repeat(65));
   });
 
   it('bytes that are not UTF-8 → refused', () => {
