@@ -5,6 +5,7 @@ import { HttpPipelineModule } from './common/http-pipeline.module';
 import { ConfigModule } from './config/config.module';
 import { PorticoConfig } from './config/portico-config';
 import { HealthModule } from './health/health.module';
+import { HttpDrain } from './http/http-drain';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { PluginsModule } from './plugins/plugins.module';
@@ -23,6 +24,7 @@ export class AppModule {
         PluginsModule,
         HealthModule,
       ],
+      providers: [HttpDrain],
     };
   }
 }

@@ -27,8 +27,16 @@ function pinoOptions(config: PorticoConfig): Options {
         url: redactUrl(req.url ?? ''),
       }),
     },
-    autoLogging: { ignore: (req: IncomingMessage) => req.url === '/healthz' },
+    // Probes and scrapes come every few seconds from every kubelet and Prometheus: at info they
+    // would be most of the log. Logged at debug, like the rest of a quiet host's chatter.
+    customLogLevel: (req: IncomingMessage) => (isProbe(req) ? 'debug' : 'info'),
   };
+}
+
+const PROBE_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+
+function isProbe(req: IncomingMessage): boolean {
+  return req.method === 'GET' && PROBE_PATHS.has((req.url ?? '').split('?')[0]);
 }
 
 /**

@@ -56,6 +56,19 @@ describe('request logging', () => {
     expect(p.output()).not.toContain(token);
   });
 
+  it('logs probes and scrapes (/healthz, /readyz, /metrics) at debug only, not at info', async () => {
+    for (const path of ['/healthz', '/readyz', '/metrics', '/readyz?x=1'])
+      expect((await http(p.baseUrl, 'GET', path)).status).toBe(200);
+    const token = p.token();
+    expect((await http(p.baseUrl, 'GET', '/api/plugins/echo', { token })).status).toBe(200);
+    await waitFor(() => requestLines().some((l) => l.req.url === '/api/plugins/echo'), 5_000);
+    const probeLines = p
+      .output()
+      .split('\n')
+      .filter((l) => /"url":"\/(healthz|readyz|metrics)/.test(l));
+    expect(probeLines).toEqual([]);
+  });
+
   it('never runs an AsyncLocalStorage, across HTTP requests and relayed WebSockets', async () => {
     // The spy is in place (it would report the first use).
     expect(p.output()).toContain('ALS_SPY: loaded');
