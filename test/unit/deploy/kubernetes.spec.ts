@@ -673,6 +673,20 @@ describeRendered('deploy/kubernetes', () => {
     expect(problems).toEqual([]);
   });
 
+  it('the key placeholders in the Secret example are refused by Portico (a known key must never run)', () => {
+    const keys = examples().find((s) => (s.metadata as { name?: string }).name === 'portico-keys')
+      ?.stringData as Record<string, string>;
+    for (const name of ['JWT_SECRET', 'SECRETS_KEY'])
+      expect(() =>
+        loadConfig({
+          NODE_ENV: 'production',
+          JWT_SECRET: 'x'.repeat(32),
+          SECRETS_KEY: 'A'.repeat(43) + '=',
+          [name]: keys[name],
+        }),
+      ).toThrow(name);
+  });
+
   it('the Secret examples hold every key the Deployment reads', () => {
     const r = rendered(objectsOf('base'));
     const c = mainContainer(r.deployment);
