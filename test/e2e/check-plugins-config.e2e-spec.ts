@@ -1,33 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 
-const run = promisify(execFile);
-const ROOT = resolve(__dirname, '../..');
-const CLI = [
-  require.resolve('ts-node/dist/bin.js'),
-  '--transpile-only',
-  'src/cli/check-plugins-config.ts',
-];
+import { RunResult, runTs } from '../helpers/run-ts';
 
-async function check(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const check = (args: string[], env: Record<string, string> = {}): Promise<RunResult> =>
+  runTs('src/cli/check-plugins-config.ts', args, env);
 
 describe('check-plugins-config (validate a PLUGINS_CONFIG file before shipping it)', () => {
   let dir: string;

@@ -1,12 +1,12 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import { parseStat } from '../../src/plugins/process/proc-table';
 import { http } from '../helpers/http-client';
+import { freePort } from '../helpers/portico-process';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -45,17 +45,6 @@ if (SKIP !== undefined) {
   console.warn(`\n\n*** SKIPPED: the PID-1 suite cannot run: ${SKIP} ***\n\n`);
 }
 const describeIfRunnable = SKIP === undefined ? describe : describe.skip;
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** One process of the namespace, seen from the host. */
 interface NsProcess {

@@ -1,35 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
+import { runTs } from '../helpers/run-ts';
 import { startTestApp } from '../helpers/test-app';
-
-const run = promisify(execFile);
-const ROOT = resolve(__dirname, '../..');
-const TS_NODE = [require.resolve('ts-node/dist/bin.js'), '--transpile-only'];
-
-/** Runs a TypeScript entry point the way npm scripts do, with exactly `env` (plus PATH). */
-async function runTs(
-  file: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...TS_NODE, file, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 describe('startup configuration', () => {
   let dataDir: string;

@@ -31,7 +31,8 @@ export interface PorticoProcess {
 /** How long `stop` waits after SIGTERM before it kills the host. */
 const STOP_GRACE_MS = 15_000;
 
-function freePort(): Promise<number> {
+/** A TCP port nothing listens on right now (on 127.0.0.1). */
+export function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once('error', rej);
