@@ -11,6 +11,45 @@ const PING_PAYLOAD = Buffer.from('portico');
 const PAUSE_AT_BYTES = 1024 * 1024;
 /** Longest delay setTimeout takes; a session further away is re-armed when this one fires. */
 const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * Socket reads at least this large give their memory back as soon as their bytes are written
+ * (`releaseWhenWritten`); smaller ones hold too little to matter and skip the write callback.
+ */
+const RELEASE_AT_BYTES = 16 * 1024;
+
+/** `ArrayBuffer.prototype.transfer` (ES2024): Node 22 and later have it, Node 20 does not. */
+type Transferable = ArrayBuffer & { transfer?: (newLength?: number) => ArrayBuffer };
+
+/**
+ * The ArrayBuffer behind `chunk`, a buffer straight from a socket read, when the relay may free
+ * it once `chunk` is written: Node allocates a fresh ArrayBuffer for every read and hands it to
+ * 'data' listeners only (the relay's), so the relay is its only user. Node 24 sometimes leaves a
+ * read's spare capacity at the end of it; a chunk not at the start of its buffer (never seen) or
+ * small enough to be a slice of Buffer's 8 KiB pool is left to the collector.
+ */
+function releasable(chunk: Buffer): Transferable | undefined {
+  const buffer = chunk.buffer;
+  if (!(buffer instanceof ArrayBuffer) || chunk.length < RELEASE_AT_BYTES) return undefined;
+  return chunk.byteOffset === 0 ? buffer : undefined;
+}
+
+/**
+ * Frees a socket read's memory now instead of at the next garbage collection that reaches it:
+ * `transfer(0)` detaches the buffer, which drops its backing store. Node 24's V8 collects dead
+ * read buffers only by full collections, once ~64 MiB of them have piled up; without this the
+ * host's RSS grew by up to 80 MiB while relaying 1 GiB to a slow peer (docs/relay-profile.md,
+ * "Node lines: host memory while relaying 1 GiB"). Called from the write callback: the kernel
+ * has the bytes (or the socket is gone) and nothing refers to the buffer any more.
+ */
+function releaseWhenWritten(buffer: Transferable): () => void {
+  return () => {
+    try {
+      buffer.transfer?.(0);
+    } catch {
+      // Not detachable after all (a buffer marked untransferable): the collector frees it.
+    }
+  };
+}
 
 /** The close reason a client (and the plugin) is given for each refused frame. */
 const VIOLATION_REASON: Readonly<Record<FrameViolation, string>> = {
@@ -103,7 +142,7 @@ class Direction {
    * Forwards what of `data` may go to `dest` and returns the tracker's verdict; on `cut`, the
    * caller decides what happens to the rest (`result.at` bytes of `chunk` may still go out).
    */
-  public forward(data: Buffer): { chunk: Buffer; result: FeedResult } {
+  public forward(data: Buffer, fromRead = false): { chunk: Buffer; result: FeedResult } {
     let chunk = data;
     if (this.held !== undefined) {
       chunk = Buffer.concat([this.held, data]);
@@ -117,16 +156,18 @@ class Direction {
       out = chunk.subarray(0, chunk.length - result.bytes);
       if (out.length === 0) return { chunk, result };
     }
-    this.write(out);
+    // Only a chunk straight from a read is the relay's alone (the heads are slices of other data).
+    this.write(out, fromRead && chunk === data ? releasable(chunk) : undefined);
     this.flushClose();
     return { chunk, result };
   }
 
   /**
    * The turn's first write goes out at once (no added latency); later ones are corked and leave
-   * together in one writev when the relay flushes at the end of the turn.
+   * together in one writev when the relay flushes at the end of the turn. `release` is the read
+   * buffer `chunk` lies in, freed once `dest` has written it.
    */
-  public write(chunk: Buffer): void {
+  public write(chunk: Buffer, release?: Transferable): void {
     if (!this.touched) {
       this.touched = true;
       this.relay.scheduleFlush();
@@ -134,7 +175,8 @@ class Direction {
       this.corked = true;
       this.dest.cork();
     }
-    this.dest.write(chunk);
+    if (release === undefined || release.transfer === undefined) this.dest.write(chunk);
+    else this.dest.write(chunk, releaseWhenWritten(release));
   }
 
   /** Queues a close frame for `dest`; it leaves at the next frame boundary. */
@@ -208,8 +250,8 @@ export class WsRelay {
     const { client, upstream } = this;
     client.setNoDelay(true);
     upstream.setNoDelay(true);
-    client.on('data', (chunk: Buffer) => this.fromClient(chunk));
-    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk));
+    client.on('data', (chunk: Buffer) => this.fromClient(chunk, true));
+    upstream.on('data', (chunk: Buffer) => this.fromUpstream(chunk, true));
     client.on('drain', () => upstream.resume());
     upstream.on('drain', () => client.resume());
     client.on('end', () => this.onClientEnd());
@@ -310,16 +352,17 @@ export class WsRelay {
     this.armFlushTimer();
   }
 
-  private fromClient(data: Buffer): void {
+  /** `fromRead`: `data` is a buffer straight from a socket read (not a handshake's leftover). */
+  private fromClient(data: Buffer, fromRead = false): void {
     this.clientHeard = true;
     if (this.toUpstream.finished) return;
-    const { chunk, result } = this.toUpstream.forward(data);
+    const { chunk, result } = this.toUpstream.forward(data, fromRead);
     if (result.kind === 'cut') this.onClientViolation(chunk, result);
   }
 
-  private fromUpstream(data: Buffer): void {
+  private fromUpstream(data: Buffer, fromRead = false): void {
     if (this.toClient.done) return;
-    const { chunk, result } = this.toClient.forward(data);
+    const { chunk, result } = this.toClient.forward(data, fromRead);
     if (result.kind === 'cut') this.onUpstreamViolation(chunk, result);
   }
 

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { AddressInfo, createServer, Socket } from 'node:net';
 
@@ -12,6 +13,7 @@ import { waitFor } from '../../helpers/wait';
  */
 
 const TEXT = 0x1;
+const BINARY = 0x2;
 const CLOSE = 0x8;
 const PING = 0x9;
 const PONG = 0xa;
@@ -256,6 +258,46 @@ describe('WsRelay over socket pairs', () => {
     await browser.until(() => browser.closeFrame(), 'close frame at the browser');
     expect(browser.closeFrame()).toEqual({ code: 4401, reason: 'token expired' });
     expect(hooks.endings).toEqual([{ code: 4401, reason: 'token expired' }]);
+  });
+
+  it('a paused browser fills the relay: every byte still arrives intact, and each large read is freed once written', async () => {
+    await startRelay(64 * 1024);
+    // The browser side keeps a hash, not the 16 MiB themselves.
+    browser.socket.removeAllListeners('data');
+    const hash = createHash('sha256');
+    let received = 0;
+    browser.socket.on('data', (chunk: Buffer) => {
+      hash.update(chunk);
+      received += chunk.length;
+    });
+    /** The relay's large reads from the plugin, as its own 'data' listener got them. */
+    const large: Buffer[] = [];
+    relayUpstream.on('data', (chunk: Buffer) => {
+      if (chunk.length >= 16 * 1024) large.push(chunk);
+    });
+    browser.socket.pause();
+    const payload = randomBytes(60_000);
+    const frame = serverFrame(BINARY, payload);
+    const frames = 280; // ~16 MiB: more than loopback's socket buffers take
+    const sent = createHash('sha256');
+    for (let i = 0; i < frames; i++) sent.update(frame);
+    for (let i = 0; i < frames; i++) plugin.socket.write(frame);
+    // Writes to the browser are queued (they refer to read buffers) until the relay pauses.
+    await waitFor(() => relayUpstream.isPaused(), 10_000, 'the relay pausing the plugin side');
+    expect(relayClient.writableLength).toBeGreaterThan(1024 * 1024);
+    browser.socket.resume();
+    await waitFor(() => received === frames * frame.length, 20_000, 'every byte at the browser');
+    expect(hash.digest('hex')).toBe(sent.digest('hex'));
+    expect(large.length).toBeGreaterThan(0);
+    // Node 22 and later have ArrayBuffer.prototype.transfer, which the relay frees reads with.
+    const canFree =
+      typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
+    await waitFor(
+      () => large.every((r) => (r.buffer.byteLength === 0) === canFree),
+      5000,
+      canFree ? 'every large read freed' : 'large reads left to the collector',
+    );
+    expect(large.filter((r) => r.buffer.byteLength === 0).length).toBe(canFree ? large.length : 0);
   });
 
   it('keepalive: pings an idle client, drops it after two unanswered pings', async () => {
