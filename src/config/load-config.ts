@@ -37,6 +37,7 @@ export const CONFIG_KEYS = [
   'PLUGIN_SECRETS_DIR',
   'PLUGINS_CONFIG',
   'PLUGINS_CONFIG_POLL_MS',
+  'DATABASE_URL',
   'ALLOWED_ORIGINS',
   'LOG_LEVEL',
   'SHUTDOWN_GRACE_MS',
@@ -128,6 +129,15 @@ function crossFieldProblems(config: PorticoConfig): string[] {
       `HEADER_PHASE_CAP_EXEMPT: each entry must be an IP address or a subnet like 10.0.0.0/8 ` +
         `(not: ${notAddresses.join(', ')})`,
     );
+  if (config.DATABASE_URL !== undefined) {
+    const problem = databaseUrlProblem(config.DATABASE_URL);
+    if (problem !== undefined) problems.push(`DATABASE_URL: ${problem}`);
+    if (config.PLUGINS_CONFIG !== undefined)
+      problems.push(
+        'DATABASE_URL and PLUGINS_CONFIG: set one, not both (plugin state comes either from ' +
+          'the declared file or from the database)',
+      );
+  }
   if (
     config.HTTP_REQUEST_TIMEOUT_MS !== 0 &&
     config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS
@@ -136,6 +146,21 @@ function crossFieldProblems(config: PorticoConfig): string[] {
       'HTTP_REQUEST_TIMEOUT_MS: must be 0 (no limit) or at least HTTP_HEADERS_TIMEOUT_MS',
     );
   return problems;
+}
+
+/** Why `url` is not a PostgreSQL URL Portico can use; the message never repeats the URL. */
+function databaseUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'must be a URL like postgres://user:password@host:5432/database';
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:')
+    return 'must start with postgres:// or postgresql://';
+  if (parsed.hostname === '') return 'must name a host';
+  if (parsed.pathname.length <= 1) return 'must name a database (postgres://host:5432/portico)';
+  return undefined;
 }
 
 function readOrCreateDevKeys(dataDir: string): DevKeys {

@@ -108,6 +108,15 @@ export class PorticoConfig {
   @MinLength(1)
   public PLUGINS_CONFIG?: string;
 
+  /**
+   * `postgres://user:password@host:port/db`: plugin state (enable flags, access roles) kept in
+   * PostgreSQL, shared and changed through the API on every replica (docs/operations.md).
+   * Exclusive with PLUGINS_CONFIG. Credentials in it never reach a log or an API answer.
+   */
+  @IsOptional()
+  @IsString()
+  public DATABASE_URL?: string;
+
   /** How often PLUGINS_CONFIG is re-read. */
   @Transform(toInt)
   @IsInt()

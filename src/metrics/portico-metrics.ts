@@ -60,6 +60,13 @@ export class PorticoMetrics {
     registers: [this.registry],
   });
 
+  /** DATABASE_URL: the highest generation of plugin state this replica has loaded. */
+  public readonly stateGeneration = new Gauge({
+    name: 'portico_state_generation',
+    help: 'DATABASE_URL: highest generation of plugin state loaded by this replica (compare across replicas)',
+    registers: [this.registry],
+  });
+
   public constructor() {
     this.configValid.set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'portico_' });

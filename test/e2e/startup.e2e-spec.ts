@@ -61,6 +61,33 @@ describe('startup configuration', () => {
     60_000,
   );
 
+  it.each([
+    [
+      'DATABASE_URL with PLUGINS_CONFIG',
+      { DATABASE_URL: 'postgres://u:hunter2@127.0.0.1:1/portico', PLUGINS_CONFIG: '/x.yaml' },
+      'DATABASE_URL and PLUGINS_CONFIG: set one, not both',
+    ],
+    [
+      'a DATABASE_URL that is not postgres://',
+      { DATABASE_URL: 'mysql://u:hunter2@127.0.0.1/portico' },
+      'DATABASE_URL: must start with postgres://',
+    ],
+    [
+      'a database that cannot be reached',
+      { DATABASE_URL: 'postgres://u:hunter2@127.0.0.1:1/portico' },
+      'DATABASE_URL: cannot use the database at 127.0.0.1:1/portico',
+    ],
+  ])(
+    '%s → exit 78 naming the variable, never the password',
+    async (_case, env, message) => {
+      const result = await runTs('src/main.ts', [], { DATA_DIR: dataDir, PORT: '0', ...env });
+      expect(result.code).toBe(78);
+      expect(result.stderr).toContain(message);
+      expect(result.stderr + result.stdout).not.toContain('hunter2');
+    },
+    60_000,
+  );
+
   it('npm run token prints a token the running server accepts', async () => {
     const plugins = pluginsDirWith(['bundled:echo']);
     // No JWT_SECRET: the server and the token script share the generated development key.

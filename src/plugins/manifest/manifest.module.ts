@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { DatabaseModule } from '../../database/database.module';
 import { PluginRegistry } from './plugin-registry.service';
 import { pluginStateStoreProvider } from './plugin-state.store';
 
@@ -9,6 +10,7 @@ import { pluginStateStoreProvider } from './plugin-state.store';
  * `plugins/` reads plugins through the PluginRegistry exported here.
  */
 @Module({
+  imports: [DatabaseModule],
   providers: [pluginStateStoreProvider, PluginRegistry],
   exports: [PluginRegistry],
 })

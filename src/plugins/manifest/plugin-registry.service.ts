@@ -15,6 +15,7 @@ import { hasHiddenSegment, isRelativePluginPath, realFileInside } from './plugin
 import {
   PLUGIN_STATE_STORE,
   PluginState,
+  PluginStatePatch,
   PluginStateSource,
   PluginStateStore,
 } from './plugin-state.store';
@@ -126,9 +127,19 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
     };
   }
 
-  private updateState(name: PluginName, patch: Partial<PluginState>): Promise<PluginDescriptor> {
+  private updateState(name: PluginName, patch: PluginStatePatch): Promise<PluginDescriptor> {
     return this.queue.run(async () => {
       const plugin = this.require(name);
+      if (this.store.patch !== undefined) {
+        // The store applies the change itself (atomically, where other replicas write too).
+        const state = await this.store.patch(name, patch);
+        const states = new Map(await this.loadStates());
+        states.set(name, state);
+        this.states = states;
+        const updated = withState(plugin, state);
+        this.plugins.set(name, updated);
+        return updated;
+      }
       const states = new Map(await this.loadStates());
       const state: PluginState = {
         enabled: plugin.enabled,

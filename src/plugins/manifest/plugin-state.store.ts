@@ -5,10 +5,12 @@ import { Logger, Provider } from '@nestjs/common';
 
 import { writeFileAtomic } from '../../common/atomic-file';
 import { PorticoConfig } from '../../config/portico-config';
+import { Database, DATABASE } from '../../database/database.module';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
 import type { PluginName } from '../shared/plugin.types';
 import { DeclarativePluginStateStore } from './declarative-state.store';
 import { PLUGIN_STATE_FILE } from './manifest.constants';
+import { PgPluginStateStore } from './pg-state.store';
 import type { RestartPolicyDto } from './restart-policy.dto';
 
 /** What is remembered about a plugin across restarts and rescans. */
@@ -37,6 +39,12 @@ export interface PluginStateStore {
    */
   save(states: ReadonlyMap<PluginName, PluginState>): Promise<void>;
   /**
+   * Changes only the fields in `patch` of one plugin, atomically where the state is kept, and
+   * returns its whole new state: two writers changing different fields of the same plugin (two
+   * replicas) then both count. Stores without it get `save` of the whole map.
+   */
+  patch?(name: PluginName, patch: PluginStatePatch): Promise<PluginState>;
+  /**
    * Calls `onChange` whenever the states changed from outside this process (a watched file,
    * another replica); `load` then returns the new ones. Returns the function that stops it.
    * Absent on stores that only this process writes.
@@ -46,10 +54,18 @@ export interface PluginStateStore {
   describe?(): PluginStateSource;
 }
 
+/** The fields of a PluginState the management API changes. */
+export type PluginStatePatch = Partial<Pick<PluginState, 'enabled' | 'roles'>>;
+
 /** What `/readyz` shows about the source of plugin state. */
 export interface PluginStateSource {
-  readonly source: 'DATA_DIR' | 'PLUGINS_CONFIG';
-  readonly file: string;
+  readonly source: 'DATA_DIR' | 'PLUGINS_CONFIG' | 'DATABASE';
+  /** DATA_DIR and PLUGINS_CONFIG: the file. */
+  readonly file?: string;
+  /** DATABASE: host, port and database name (never the credentials). */
+  readonly database?: string;
+  /** DATABASE: the highest generation applied. */
+  readonly appliedGeneration?: number;
   /** PLUGINS_CONFIG: `portico_config_generation` of the config in force. */
   readonly generation?: number;
   /** PLUGINS_CONFIG: why the file's current content is not applied (the last good one is). */
@@ -133,17 +149,27 @@ export class FilePluginStateStore implements PluginStateStore {
 
 /**
  * PLUGINS_CONFIG set: the declared file, the same for every replica (read and validated here,
- * so a bad file fails the startup). Otherwise the embedded store in DATA_DIR, for one replica.
+ * so a bad file fails the startup). DATABASE_URL set: PostgreSQL, shared by every replica and
+ * written through the API. Otherwise the embedded store in DATA_DIR, for one replica.
  */
 export const pluginStateStoreProvider: Provider = {
   provide: PLUGIN_STATE_STORE,
-  inject: [PorticoConfig, PorticoMetrics],
-  useFactory: (config: PorticoConfig, metrics: PorticoMetrics): Promise<PluginStateStore> =>
-    config.PLUGINS_CONFIG !== undefined
-      ? DeclarativePluginStateStore.open(
-          config.PLUGINS_CONFIG,
-          config.PLUGINS_CONFIG_POLL_MS,
-          metrics,
-        )
-      : Promise.resolve(new FilePluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE))),
+  inject: [PorticoConfig, PorticoMetrics, DATABASE],
+  useFactory: (
+    config: PorticoConfig,
+    metrics: PorticoMetrics,
+    database: Database | null,
+  ): Promise<PluginStateStore> => {
+    if (config.PLUGINS_CONFIG !== undefined)
+      return DeclarativePluginStateStore.open(
+        config.PLUGINS_CONFIG,
+        config.PLUGINS_CONFIG_POLL_MS,
+        metrics,
+      );
+    if (database !== null)
+      return Promise.resolve(
+        new PgPluginStateStore(database.pool, database.clientConfig, database.location, metrics),
+      );
+    return Promise.resolve(new FilePluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE)));
+  },
 };

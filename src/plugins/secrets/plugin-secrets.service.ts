@@ -163,15 +163,18 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * PLUGINS_CONFIG means several replicas: a value stored through one of them would live in its
-   * DATA_DIR only, and the others would run the plugin without it. Mounted files are shared.
+   * PLUGINS_CONFIG or DATABASE_URL means several replicas: a value stored through one of them
+   * would live in its DATA_DIR only, and the others would run the plugin without it. Mounted
+   * files are shared. (Secrets kept in the database are not built yet.)
    */
   private requireApiManaged(): void {
-    if (this.config.PLUGINS_CONFIG !== undefined)
+    const shared = this.config.PLUGINS_CONFIG !== undefined ? 'PLUGINS_CONFIG' : undefined;
+    const setting = shared ?? (this.config.DATABASE_URL !== undefined ? 'DATABASE_URL' : undefined);
+    if (setting !== undefined)
       throw new PluginException(
         PluginExceptionCode.CONFLICT,
-        'secrets cannot be changed through the API while PLUGINS_CONFIG is set (each replica ' +
-          'would keep its own): mount them under PLUGIN_SECRETS_DIR instead',
+        `secrets cannot be changed through the API while ${setting} is set (the value would stay ` +
+          "in this replica's DATA_DIR): mount them under PLUGIN_SECRETS_DIR instead",
       );
   }
 

@@ -24,6 +24,8 @@ export enum PluginExceptionCode {
    * unreadable or SECRETS_KEY is not set (HTTP 409; at spawn, the plugin becomes `failed`).
    */
   SECRETS_UNAVAILABLE = 'SECRETS_UNAVAILABLE',
+  /** Where plugin state is kept (the database) cannot be reached: reads still answer (HTTP 503). */
+  STATE_UNAVAILABLE = 'STATE_UNAVAILABLE',
 }
 
 /**
@@ -42,6 +44,7 @@ export const PLUGIN_EXCEPTION_HTTP_STATUS: Readonly<Record<PluginExceptionCode, 
   [PluginExceptionCode.INVALID_REQUEST]: 400,
   [PluginExceptionCode.SECRET_NOT_SET]: 404,
   [PluginExceptionCode.SECRETS_UNAVAILABLE]: 409,
+  [PluginExceptionCode.STATE_UNAVAILABLE]: 503,
 };
 
 /** Seconds a client should wait before retrying a plugin that is not running. */

@@ -1,0 +1,159 @@
+import { mintToken } from '../../scripts/lib/token-minter';
+import { LISTENER_APPLICATION_NAME } from '../../src/plugins/manifest/pg-state.store';
+import { http } from '../helpers/http-client';
+import { pluginsDirWith } from '../helpers/plugins-dir';
+import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
+import {
+  describeWithPostgres,
+  PostgresServer,
+  startPostgres,
+  terminateBackends,
+} from '../helpers/postgres';
+import { TEST_JWT_SECRET } from '../helpers/test-app';
+import { waitFor } from '../helpers/wait';
+import { open, WsConnection } from '../helpers/ws-client';
+
+/**
+ * Two Portico processes on one PostgreSQL (DATABASE_URL), each with its own DATA_DIR as two pods
+ * have: a change made through either is in force on both, also when the listener connection
+ * was killed, and reads survive the database going away.
+ */
+describeWithPostgres('two replicas on one database')('two replicas on one database', () => {
+  const user = mintToken(TEST_JWT_SECRET, { sub: 'user', roles: [] });
+  const ops = mintToken(TEST_JWT_SECRET, { sub: 'ops-person', roles: ['ops'] });
+  const admin = mintToken(TEST_JWT_SECRET, { sub: 'root', roles: ['admin'] });
+  let server: PostgresServer;
+  let url: string;
+  let plugins: { dir: string; remove(): void };
+  let replicas: PorticoProcess[] = [];
+  const sockets: WsConnection[] = [];
+
+  const view = async (
+    host: PorticoProcess,
+  ): Promise<{ status: string; enabled: boolean; access: { roles: string[] } }> =>
+    (await http(host.baseUrl, 'GET', '/api/plugins/echo', { token: admin })).json as {
+      status: string;
+      enabled: boolean;
+      access: { roles: string[] };
+    };
+  const put = (host: PorticoProcess, what: 'enable' | 'access', body: object) =>
+    http(host.baseUrl, 'PUT', `/api/plugins/echo/${what}`, { token: admin, body });
+  const echoOn = async (host: PorticoProcess, token: string): Promise<WsConnection> => {
+    const conn = await open(`${host.wsUrl}/plugin-ws/echo`, { token });
+    sockets.push(conn);
+    conn.ws.send('hello');
+    expect((await conn.next()).data.toString()).toContain('hello');
+    return conn;
+  };
+  const bothConverge = (what: string, check: (host: PorticoProcess) => Promise<boolean>) =>
+    waitFor(
+      async () => (await Promise.all(replicas.map(check))).every(Boolean),
+      15_000,
+      `both replicas: ${what}`,
+    );
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    url = await server.createDatabase();
+    plugins = pluginsDirWith(['bundled:echo']);
+    const env = { DATABASE_URL: url, LOG_LEVEL: 'info' };
+    replicas = await Promise.all([
+      startPorticoProcess(plugins.dir, { env, capture: true }),
+      startPorticoProcess(plugins.dir, { env, capture: true }),
+    ]);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const s of sockets) s.ws.terminate();
+    await Promise.all(replicas.map((r) => r.stop()));
+    plugins?.remove();
+    await server?.stop();
+  }, 60_000);
+
+  it('/readyz names the database, never its credentials', async () => {
+    for (const host of replicas) {
+      const body = (await http(host.baseUrl, 'GET', '/readyz')).json as {
+        details: { config: { source: string; database: string } };
+      };
+      expect(body.details.config).toMatchObject({ source: 'DATABASE' });
+      expect(body.details.config.database).toMatch(/^127\.0\.0\.1:\d+\/t_/);
+      expect(host.output()).not.toContain(url);
+    }
+  });
+
+  it('roles set through one replica: users who lost access are disconnected on both (4403)', async () => {
+    const plain = await Promise.all(replicas.map((h) => echoOn(h, user)));
+    const allowed = await Promise.all(replicas.map((h) => echoOn(h, ops)));
+    expect((await put(replicas[0], 'access', { roles: ['ops'] })).status).toBe(200);
+    const closes = await Promise.all(plain.map((c) => c.closed));
+    expect(closes.map((c) => c.code)).toEqual([4403, 4403]);
+    await bothConverge('roles [ops]', async (h) => (await view(h)).access.roles.join() === 'ops');
+    for (const conn of allowed) {
+      conn.ws.send('still here');
+      expect((await conn.next()).data.toString()).toContain('still here');
+    }
+  });
+
+  it('disabled through the other replica: clients on both closed 1011 "plugin disabled"', async () => {
+    const conns = await Promise.all(replicas.map((h) => echoOn(h, ops)));
+    expect((await put(replicas[1], 'enable', { enabled: false })).status).toBe(200);
+    const closes = await Promise.all(conns.map((c) => c.closed));
+    expect(closes).toEqual([
+      { code: 1011, reason: 'plugin disabled' },
+      { code: 1011, reason: 'plugin disabled' },
+    ]);
+    await bothConverge('echo disabled', async (h) => (await view(h)).status === 'disabled');
+  });
+
+  it("the listener's connection killed while a change is made: the replica still converges", async () => {
+    const killed = await terminateBackends(server.url, {
+      applicationName: LISTENER_APPLICATION_NAME,
+    });
+    expect(killed.length).toBeGreaterThanOrEqual(2);
+    expect((await put(replicas[0], 'enable', { enabled: true })).status).toBe(200);
+    await bothConverge('echo running again', async (h) => (await view(h)).status === 'running');
+  });
+
+  it('both replicas writing the same plugin at once: both writes accounted for', async () => {
+    const [a, b] = await Promise.all([
+      put(replicas[0], 'enable', { enabled: false }),
+      put(replicas[1], 'access', { roles: ['admin', 'auditors'] }),
+    ]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    await bothConverge('both writes', async (h) => {
+      const v = await view(h);
+      return !v.enabled && v.access.roles.join() === 'admin,auditors';
+    });
+  });
+
+  it('the database stopped: reads still answer, writes get 503; started again: all recovers', async () => {
+    const logBefore = replicas.map((h) => h.output().length);
+    await server.stopServer('fast');
+    try {
+      for (const host of replicas) {
+        expect((await view(host)).enabled).toBe(false);
+        const refused = await put(host, 'enable', { enabled: true });
+        expect(refused.status).toBe(503);
+        expect(JSON.stringify(refused.json)).toContain('database is unavailable');
+      }
+    } finally {
+      await server.startServer();
+    }
+    await waitFor(
+      async () => (await put(replicas[0], 'enable', { enabled: true })).status === 200,
+      20_000,
+      'writes to work again',
+    );
+    await bothConverge(
+      'echo running after the outage',
+      async (h) => (await view(h)).status === 'running',
+    );
+    // The outage is logged once per replica, and its end.
+    replicas.forEach((host, i) => {
+      const since = host.output().slice(logBefore[i]);
+      const outage = since.split('\n').filter((l) => l.includes('"state_database_unavailable"'));
+      expect(outage).toHaveLength(1);
+      expect(since).toContain('"state_database_reconnected"');
+    });
+  }, 60_000);
+});
