@@ -3,6 +3,7 @@ import { LISTENER_APPLICATION_NAME } from '../../src/plugins/manifest/pg-state.s
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
+import { allConverge, echoOn as echoOnHost } from '../helpers/replicas';
 import {
   describeWithPostgres,
   PostgresServer,
@@ -11,7 +12,7 @@ import {
 } from '../helpers/postgres';
 import { TEST_JWT_SECRET } from '../helpers/test-app';
 import { waitFor } from '../helpers/wait';
-import { open, WsConnection } from '../helpers/ws-client';
+import type { WsConnection } from '../helpers/ws-client';
 
 /**
  * Two Portico processes on one PostgreSQL (DATABASE_URL), each with its own DATA_DIR as two pods
@@ -38,19 +39,10 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
     };
   const put = (host: PorticoProcess, what: 'enable' | 'access', body: object) =>
     http(host.baseUrl, 'PUT', `/api/plugins/echo/${what}`, { token: admin, body });
-  const echoOn = async (host: PorticoProcess, token: string): Promise<WsConnection> => {
-    const conn = await open(`${host.wsUrl}/plugin-ws/echo`, { token });
-    sockets.push(conn);
-    conn.ws.send('hello');
-    expect((await conn.next()).data.toString()).toContain('hello');
-    return conn;
-  };
+  const echoOn = (host: PorticoProcess, token: string): Promise<WsConnection> =>
+    echoOnHost(host, token, sockets);
   const bothConverge = (what: string, check: (host: PorticoProcess) => Promise<boolean>) =>
-    waitFor(
-      async () => (await Promise.all(replicas.map(check))).every(Boolean),
-      15_000,
-      `both replicas: ${what}`,
-    );
+    allConverge(replicas, what, check);
 
   beforeAll(async () => {
     server = await startPostgres();

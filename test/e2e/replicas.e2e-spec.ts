@@ -8,9 +8,9 @@ import { http } from '../helpers/http-client';
 import { writeSecretVolume } from '../helpers/kubernetes-volume';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
+import { allConverge, echoOn as echoOnHost } from '../helpers/replicas';
 import { TEST_JWT_SECRET } from '../helpers/test-app';
-import { waitFor } from '../helpers/wait';
-import { open, WsConnection } from '../helpers/ws-client';
+import type { WsConnection } from '../helpers/ws-client';
 
 /**
  * Two replicas as two pods have them: each its own DATA_DIR, both the same PLUGINS_CONFIG
@@ -53,19 +53,10 @@ describe('several replicas on one PLUGINS_CONFIG and PLUGIN_SECRETS_DIR', () => 
     const line = text.split('\n').find((l) => l.startsWith(`${name} `));
     return Number(line?.split(' ')[1]);
   };
-  const echoOn = async (host: PorticoProcess, token: string): Promise<WsConnection> => {
-    const conn = await open(`${host.wsUrl}/plugin-ws/echo`, { token });
-    sockets.push(conn);
-    conn.ws.send('hello');
-    expect((await conn.next()).data.toString()).toContain('hello');
-    return conn;
-  };
+  const echoOn = (host: PorticoProcess, token: string): Promise<WsConnection> =>
+    echoOnHost(host, token, sockets);
   const bothConverge = (what: string, check: (host: PorticoProcess) => Promise<boolean>) =>
-    waitFor(
-      async () => (await Promise.all(replicas.map(check))).every(Boolean),
-      15_000,
-      `both replicas: ${what}`,
-    );
+    allConverge(replicas, what, check);
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'portico-replicas-'));
