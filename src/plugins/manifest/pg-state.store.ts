@@ -107,7 +107,8 @@ export class PgPluginStateStore implements PluginStateStore {
           onChange();
           await lost;
         } catch (err) {
-          if (!this.listenerDown)
+          // A connect cut short by the host's own shutdown is no outage.
+          if (!this.listenerDown && !stopped)
             this.logger.error({
               event: 'state_database_unavailable',
               database: this.location,

@@ -45,6 +45,8 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
   private readonly accessListeners = new Set<(name: PluginName) => void>();
   private readonly stateListeners = new Set<(changes: readonly PluginStateChange[]) => void>();
   private unwatch: (() => void) | undefined;
+  /** A reload queued behind other work and not started yet (see `reloadStates`). */
+  private reloadWaiting: Promise<void> | undefined;
   /** PLUGINS_CONFIG names no plugin under PLUGINS_DIR has (a typo, or not deployed yet). */
   private notInstalled: PluginName[] = [];
 
@@ -161,8 +163,13 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
    * the listeners which plugins' enable flag, roles or restart policy changed.
    */
   private reloadStates(): Promise<void> {
-    return this.queue
+    // A burst of changes (one notification each) needs one reload, not one per change: a reload
+    // still waiting in the queue will read them all. The flag drops when the reload starts, so a
+    // change that comes in while it runs gets a reload of its own.
+    if (this.reloadWaiting !== undefined) return this.reloadWaiting;
+    this.reloadWaiting = this.queue
       .run(async () => {
+        this.reloadWaiting = undefined;
         const states = await this.store.load();
         this.states = states;
         const changes: PluginStateChange[] = [];
@@ -187,6 +194,7 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
       .catch((err: unknown) => {
         this.logger.error({ event: 'plugin_states_reload_failed', reason: (err as Error).message });
       });
+    return this.reloadWaiting;
   }
 
   /**

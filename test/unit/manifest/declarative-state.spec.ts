@@ -12,6 +12,7 @@ import { PorticoConfig } from '../../../src/config/portico-config';
 import { PorticoMetrics } from '../../../src/metrics/portico-metrics';
 import { DeclarativePluginStateStore } from '../../../src/plugins/manifest/declarative-state.store';
 import type { PluginStateChange } from '../../../src/plugins/manifest/plugin-descriptor';
+import type { PluginStateStore } from '../../../src/plugins/manifest/plugin-state.store';
 import { PluginRegistry } from '../../../src/plugins/manifest/plugin-registry.service';
 import * as pluginsConfig from '../../../src/plugins/manifest/plugins-config';
 import { policyFor } from '../../../src/plugins/process/supervision-policy';
@@ -155,6 +156,43 @@ describe('PLUGINS_CONFIG (DeclarativePluginStateStore + PluginRegistry)', () => 
   });
 
   describe('the registry on a watched store', () => {
+    it('a burst of change notifications → one reload for the burst, and one for a change during it', async () => {
+      let notify = (): void => undefined;
+      let loads = 0;
+      let release = (): void => undefined;
+      const store: PluginStateStore = {
+        load: async () => {
+          loads++;
+          await new Promise<void>((r) => (release = r));
+          return new Map();
+        },
+        save: () => Promise.resolve(),
+        watch: (onChange) => {
+          notify = onChange;
+          return () => undefined;
+        },
+      };
+      const registry = new PluginRegistry(
+        Object.assign(new PorticoConfig(), { PLUGINS_DIR: pluginsDir }),
+        store,
+      );
+      registry.onModuleInit();
+      try {
+        for (let i = 0; i < 50; i++) notify();
+        await waitUntil(() => loads === 1);
+        // While that reload runs, more changes: exactly one more reload follows.
+        for (let i = 0; i < 50; i++) notify();
+        release();
+        await waitUntil(() => loads === 2);
+        release();
+        // Work queued after everything the notifications queued: once it ran, nothing is left.
+        await registry.scan();
+        expect(loads).toBe(2);
+      } finally {
+        registry.onModuleDestroy();
+      }
+    });
+
     it('applies a new config to every descriptor and reports what changed for whom', async () => {
       plugin('echo', { restart: { maxFailedStarts: 9, initialBackoffMs: 700 } });
       plugin('term');
