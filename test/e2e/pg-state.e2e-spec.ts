@@ -148,6 +148,8 @@ describeWithPostgres('PgPluginStateStore (real PostgreSQL)')('PgPluginStateStore
     let changes = 0;
     unwatch.push(s.watch(() => changes++));
     await waitFor(() => changes >= 1, 10_000, 'the listener to connect');
+    // Counted before the stop: the listener may well reconnect before startServer() returns.
+    const before = changes;
     await server.stopServer('fast');
     try {
       const refused = await s.patch('echo', { enabled: true }).catch((err: unknown) => err);
@@ -156,8 +158,12 @@ describeWithPostgres('PgPluginStateStore (real PostgreSQL)')('PgPluginStateStore
     } finally {
       await server.startServer();
     }
-    const before = changes;
-    await waitFor(() => changes > before, 20_000, 'the listener to reconnect');
+    await waitFor(() => changes > before, 20_000, 'the listener to reconnect').catch(
+      (err: Error) => {
+        // What the server said while it came back, for whoever reads a failure.
+        throw new Error(`${err.message}\n--- server log ---\n${server.log().slice(-3000)}`);
+      },
+    );
     expect(await s.patch('echo', { enabled: true })).toEqual({ enabled: true });
   }, 60_000);
 });

@@ -140,7 +140,16 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
       'echo running after the outage',
       async (h) => (await view(h)).status === 'running',
     );
-    // The outage is logged once per replica, and its end.
+    // The outage is logged once per replica, and its end (a replica whose own write went through
+    // may converge before its listener is back: wait for that line).
+    await allConverge(replicas, 'listener reconnected', (host) =>
+      Promise.resolve(
+        host
+          .output()
+          .slice(logBefore[replicas.indexOf(host)])
+          .includes('"state_database_reconnected"'),
+      ),
+    );
     replicas.forEach((host, i) => {
       const since = host.output().slice(logBefore[i]);
       const outage = since.split('\n').filter((l) => l.includes('"state_database_unavailable"'));

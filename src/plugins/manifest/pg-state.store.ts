@@ -20,6 +20,10 @@ export const LISTENER_APPLICATION_NAME = 'portico-listener';
 /** First and longest wait before the listener connects again after losing its connection. */
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
+/** Bound on the listener's connect and each of its queries. */
+const LISTENER_TIMEOUT_MS = 5_000;
+/** How often the listener checks that its connection still answers. */
+const LISTENER_PING_MS = 15_000;
 
 interface StateRow {
   name: string;
@@ -86,10 +90,16 @@ export class PgPluginStateStore implements PluginStateStore {
       let delay = RECONNECT_MIN_MS;
       while (!stopped) {
         const client = new Client({
+          // A connect or query that never answers (a server going down or coming up, a network
+          // that drops packets) must end the attempt, not stall the listener for good.
+          connectionTimeoutMillis: LISTENER_TIMEOUT_MS,
+          query_timeout: LISTENER_TIMEOUT_MS,
+          keepAlive: true,
           ...this.listenerConfig,
           application_name: LISTENER_APPLICATION_NAME,
         });
         current = client;
+        let ping: NodeJS.Timeout | undefined;
         const lost = new Promise<void>((resolve) => {
           client.on('error', () => resolve());
           client.on('end', () => resolve());
@@ -105,6 +115,12 @@ export class PgPluginStateStore implements PluginStateStore {
           this.listenerDown = false;
           // Whatever was committed while no one listened: reload everything, compare.
           onChange();
+          // A connection that died silently (a half-open TCP connection after a failover or a
+          // partition) delivers no notification and no error: a periodic query finds it out.
+          ping = setInterval(() => {
+            client.query('SELECT 1').catch(() => client.end().catch(() => undefined));
+          }, LISTENER_PING_MS);
+          ping.unref();
           await lost;
         } catch (err) {
           // A connect cut short by the host's own shutdown is no outage.
@@ -116,8 +132,9 @@ export class PgPluginStateStore implements PluginStateStore {
             });
           this.listenerDown = true;
         } finally {
+          clearInterval(ping);
           client.removeAllListeners('notification');
-          await client.end().catch(() => undefined);
+          await endWithin(client, LISTENER_TIMEOUT_MS);
         }
         if (stopped) break;
         if (!this.listenerDown) {
@@ -168,6 +185,24 @@ export class PgPluginStateStore implements PluginStateStore {
       client.release();
     }
   }
+}
+
+/**
+ * Closes a client, but waits at most `ms`: ending a connection whose server vanished mid-way can
+ * wait for an answer that never comes, and the listener must go on to its next attempt.
+ */
+function endWithin(client: Client, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    client
+      .end()
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+  });
 }
 
 /** Changes the given fields of one plugin's row (creating it with defaults) and announces it. */
