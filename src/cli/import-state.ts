@@ -7,6 +7,7 @@ import { Pool } from 'pg';
 import { ConfigException } from '../config/config.exception';
 import { loadConfig } from '../config/load-config';
 import { PorticoConfig } from '../config/portico-config';
+import { databaseLocation } from '../database/database.module';
 import { migrate } from '../database/migrate';
 import { PLUGIN_STATE_FILE } from '../plugins/manifest/manifest.constants';
 import { PgPluginStateStore } from '../plugins/manifest/pg-state.store';
@@ -40,8 +41,7 @@ async function main(): Promise<number> {
   pool.on('error', () => undefined);
   try {
     await migrate(pool);
-    const url = new URL(config.DATABASE_URL);
-    const to = new PgPluginStateStore(pool, {}, `${url.hostname}:${url.port}${url.pathname}`);
+    const to = new PgPluginStateStore(pool, {}, databaseLocation(config.DATABASE_URL));
     const current = await to.load();
     let imported = 0;
     for (const [name, state] of [...from].sort(([a], [b]) => (a < b ? -1 : 1))) {

@@ -14,6 +14,12 @@ export interface Database {
   readonly location: string;
 }
 
+/** `host:port/database` of a postgres:// URL: what may be shown, never the credentials. */
+export function databaseLocation(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  return `${url.hostname}:${url.port || '5432'}${url.pathname}`;
+}
+
 /** Injection token: the Database, or null without DATABASE_URL. */
 export const DATABASE = Symbol('DATABASE');
 
@@ -26,8 +32,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
  */
 async function openDatabase(config: PorticoConfig): Promise<Database | null> {
   if (config.DATABASE_URL === undefined) return null;
-  const url = new URL(config.DATABASE_URL);
-  const location = `${url.hostname}:${url.port || '5432'}${url.pathname}`;
+  const location = databaseLocation(config.DATABASE_URL);
   const clientConfig: ClientConfig = {
     connectionString: config.DATABASE_URL,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,

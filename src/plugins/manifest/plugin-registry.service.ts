@@ -132,25 +132,22 @@ export class PluginRegistry implements OnModuleInit, OnModuleDestroy {
   private updateState(name: PluginName, patch: PluginStatePatch): Promise<PluginDescriptor> {
     return this.queue.run(async () => {
       const plugin = this.require(name);
+      const states = new Map(await this.loadStates());
+      let state: PluginState;
       if (this.store.patch !== undefined) {
         // The store applies the change itself (atomically, where other replicas write too).
-        const state = await this.store.patch(name, patch);
-        const states = new Map(await this.loadStates());
+        state = await this.store.patch(name, patch);
         states.set(name, state);
-        this.states = states;
-        const updated = withState(plugin, state);
-        this.plugins.set(name, updated);
-        return updated;
+      } else {
+        state = {
+          enabled: plugin.enabled,
+          roles: plugin.accessRoles,
+          ...states.get(name),
+          ...patch,
+        };
+        states.set(name, state);
+        await this.store.save(states);
       }
-      const states = new Map(await this.loadStates());
-      const state: PluginState = {
-        enabled: plugin.enabled,
-        roles: plugin.accessRoles,
-        ...states.get(name),
-        ...patch,
-      };
-      states.set(name, state);
-      await this.store.save(states);
       this.states = states;
       const updated = withState(plugin, state);
       this.plugins.set(name, updated);
