@@ -41,7 +41,7 @@ async function main(): Promise<number> {
   pool.on('error', () => undefined);
   try {
     await migrate(pool);
-    const to = new PgPluginStateStore(pool, {}, databaseLocation(config.DATABASE_URL));
+    const to = new PgPluginStateStore(pool, databaseLocation(config.DATABASE_URL));
     const current = await to.load();
     let imported = 0;
     for (const [name, state] of [...from].sort(([a], [b]) => (a < b ? -1 : 1))) {

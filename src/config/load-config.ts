@@ -99,6 +99,13 @@ export function loadConfig(env: Env = process.env): PorticoConfig {
   if (config.JWT_SECRET === undefined && config.JWT_JWKS_URL === undefined)
     missing.push('JWT_SECRET');
   if (config.SECRETS_KEY === undefined) missing.push('SECRETS_KEY');
+  if (config.SECRETS_KEY === undefined && config.DATABASE_URL !== undefined)
+    // A key generated into one replica's DATA_DIR would seal values the others cannot open.
+    throw new ConfigException(
+      ConfigExceptionCode.MISSING_IN_PRODUCTION,
+      'DATABASE_URL requires SECRETS_KEY to be set, the same on every replica: the database ' +
+        'keeps secret values sealed with it',
+    );
   if (missing.length > 0) {
     if (config.isProduction) {
       const named = missing.map((m) => (m === 'JWT_SECRET' ? 'JWT_SECRET or JWT_JWKS_URL' : m));

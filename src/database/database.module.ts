@@ -3,13 +3,14 @@ import { ClientConfig, Pool } from 'pg';
 
 import { ConfigException, ConfigExceptionCode } from '../config/config.exception';
 import { PorticoConfig } from '../config/portico-config';
+import { DatabaseListener } from './database-listener';
 import { migrate } from './migrate';
 
 /** The connection to PostgreSQL when DATABASE_URL is set: a pool, and how to open one more. */
 export interface Database {
   readonly pool: Pool;
-  /** For a connection of its own (the state listener), with the pool's settings. */
-  readonly clientConfig: ClientConfig;
+  /** This replica's LISTEN connection, shared by what follows changes (state, secrets). */
+  readonly listener: DatabaseListener;
   /** `host:port/database`: what logs and `/readyz` show, never the credentials. */
   readonly location: string;
 }
@@ -55,7 +56,7 @@ async function openDatabase(config: PorticoConfig): Promise<Database | null> {
         (err as Error).message,
     );
   }
-  return { pool, clientConfig, location };
+  return { pool, listener: new DatabaseListener(clientConfig, location), location };
 }
 
 const databaseProvider: Provider = {
@@ -69,8 +70,9 @@ const databaseProvider: Provider = {
 export class DatabaseModule implements OnApplicationShutdown {
   public constructor(@Inject(DATABASE) private readonly database: Database | null) {}
 
-  /** After every user of the pool (the plugin state store's listener) has stopped. */
+  /** After every user of the pool and the listener (the stores) has stopped. */
   public async onApplicationShutdown(): Promise<void> {
+    this.database?.listener.stop();
     await this.database?.pool.end();
   }
 }

@@ -29,4 +29,24 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: 'plugin secrets',
+    sql: `
+      -- Each plugin's secret values, sealed with SECRETS_KEY (AES-256-GCM, bound to plugin and
+      -- key): the database never holds a plaintext value. key_id names the key that sealed the
+      -- row (a hash, not the key). Changes take the same generation numbers as plugin state.
+      CREATE TABLE portico_plugin_secret (
+        plugin      text NOT NULL,
+        key         text NOT NULL,
+        key_id      text NOT NULL,
+        nonce       text NOT NULL,
+        ciphertext  text NOT NULL,
+        tag         text NOT NULL,
+        generation  bigint NOT NULL,
+        updated_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (plugin, key)
+      );
+    `,
+  },
 ];

@@ -1,5 +1,5 @@
 import { mintToken } from '../../scripts/lib/token-minter';
-import { LISTENER_APPLICATION_NAME } from '../../src/plugins/manifest/pg-state.store';
+import { LISTENER_APPLICATION_NAME } from '../../src/database/database-listener';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { SecretCipher } from '../../src/plugins/secrets/secret-cipher';
-import { SecretStore } from '../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../src/plugins/secrets/file-secret-store';
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
@@ -67,7 +67,7 @@ describe('a host killed in the middle of secret writes', () => {
       dead = true;
       await writer;
 
-      const store = new SecretStore(join(dataDir, 'secrets.enc.json'), new SecretCipher(key));
+      const store = new FileSecretStore(join(dataDir, 'secrets.enc.json'), new SecretCipher(key));
       expect(() => store.load()).not.toThrow();
       const value = store.read(PLUGIN, 'COUNTER');
       expect(value).toBeDefined();

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-import { SecretStore } from '../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../src/plugins/secrets/file-secret-store';
 import { RotationStore, rotationStore, VALUE_A, VALUE_B } from '../helpers/rotation-store';
 
 const SCRIPT = resolve(__dirname, '../../scripts/secrets-rotate.ts');
@@ -15,7 +15,7 @@ describe('npm run secrets:rotate', () => {
   let file: string;
   let oldKey: Buffer;
   let newKey: Buffer;
-  let storeWith: (key: Buffer) => SecretStore;
+  let storeWith: (key: Buffer) => FileSecretStore;
 
   beforeEach(async () => {
     fixture = await rotationStore();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,11 @@ describe('startup configuration', () => {
       'DATABASE_URL: must start with postgres://',
     ],
     [
+      'DATABASE_URL without SECRETS_KEY',
+      { DATABASE_URL: 'postgres://u:hunter2@127.0.0.1:1/portico', SECRETS_KEY: '' },
+      'DATABASE_URL requires SECRETS_KEY to be set',
+    ],
+    [
       'a database that cannot be reached',
       { DATABASE_URL: 'postgres://u:hunter2@127.0.0.1:1/portico' },
       'DATABASE_URL: cannot use the database at 127.0.0.1:1/portico',
@@ -80,7 +86,12 @@ describe('startup configuration', () => {
   ])(
     '%s → exit 78 naming the variable, never the password',
     async (_case, env, message) => {
-      const result = await runTs('src/main.ts', [], { DATA_DIR: dataDir, PORT: '0', ...env });
+      const result = await runTs('src/main.ts', [], {
+        DATA_DIR: dataDir,
+        PORT: '0',
+        SECRETS_KEY: randomBytes(32).toString('base64'),
+        ...env,
+      });
       expect(result.code).toBe(78);
       expect(result.stderr).toContain(message);
       expect(result.stderr + result.stdout).not.toContain('hunter2');

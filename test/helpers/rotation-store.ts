@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { SecretCipher } from '../../src/plugins/secrets/secret-cipher';
-import { SecretStore } from '../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../src/plugins/secrets/file-secret-store';
 
 export const VALUE_A = 'rotation-value-aaaaaaaa';
 export const VALUE_B = 'rotation-value-bbbbbbbb';
@@ -16,15 +16,15 @@ export interface RotationStore {
   readonly oldKey: Buffer;
   readonly newKey: Buffer;
   /** The store file opened (and loaded) with `key`. */
-  storeWith(key: Buffer): SecretStore;
+  storeWith(key: Buffer): FileSecretStore;
   remove(): void;
 }
 
 export async function rotationStore(): Promise<RotationStore> {
   const dataDir = mkdtempSync(join(tmpdir(), 'portico-rotate-'));
   const file = join(dataDir, 'secrets.enc.json');
-  const storeWith = (key: Buffer): SecretStore => {
-    const store = new SecretStore(file, new SecretCipher(key));
+  const storeWith = (key: Buffer): FileSecretStore => {
+    const store = new FileSecretStore(file, new SecretCipher(key));
     store.load();
     return store;
   };

@@ -168,7 +168,7 @@ export const pluginStateStoreProvider: Provider = {
       );
     if (database !== null)
       return Promise.resolve(
-        new PgPluginStateStore(database.pool, database.clientConfig, database.location, metrics),
+        new PgPluginStateStore(database.pool, database.location, database.listener, metrics),
       );
     return Promise.resolve(new FilePluginStateStore(join(config.DATA_DIR, PLUGIN_STATE_FILE)));
   },

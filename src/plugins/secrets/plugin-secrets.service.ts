@@ -27,6 +27,7 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(PluginSecretsService.name);
   private readonly listeners = new Set<SecretChangeListener>();
   private stopWatching: (() => void) | undefined;
+  private stopWatchingStore: (() => void) | undefined;
 
   public constructor(
     private readonly sources: SecretSources,
@@ -35,15 +36,23 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
     private readonly config: PorticoConfig,
   ) {}
 
-  /** Reads the store and starts watching PLUGIN_SECRETS_DIR. */
-  public onModuleInit(): void {
-    this.sources.load();
+  /** Reads the store and starts following PLUGIN_SECRETS_DIR and the other replicas' writes. */
+  public async onModuleInit(): Promise<void> {
+    await this.sources.load();
     this.stopWatching ??= this.sources.watchMounted((name) => this.mountedChanged(name));
+    this.stopWatchingStore ??= this.sources.watchStore((names) => {
+      for (const name of names) {
+        this.logger.log({ plugin: name, event: 'stored_secrets_changed' });
+        this.emit(name);
+      }
+    });
   }
 
   public onModuleDestroy(): void {
     this.stopWatching?.();
     this.stopWatching = undefined;
+    this.stopWatchingStore?.();
+    this.stopWatchingStore = undefined;
   }
 
   /** The plugin's declared secrets with whether and where each is set; never a value. */
@@ -163,18 +172,17 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * PLUGINS_CONFIG or DATABASE_URL means several replicas: a value stored through one of them
-   * would live in its DATA_DIR only, and the others would run the plugin without it. Mounted
-   * files are shared. (Secrets kept in the database are not built yet.)
+   * PLUGINS_CONFIG means several replicas without a shared store: a value stored through one of
+   * them would live in its DATA_DIR only, and the others would run the plugin without it.
+   * Mounted files are shared (and DATABASE_URL keeps the store in the database, shared too).
    */
   private requireApiManaged(): void {
-    const shared = this.config.PLUGINS_CONFIG !== undefined ? 'PLUGINS_CONFIG' : undefined;
-    const setting = shared ?? (this.config.DATABASE_URL !== undefined ? 'DATABASE_URL' : undefined);
-    if (setting !== undefined)
+    if (this.config.PLUGINS_CONFIG !== undefined)
       throw new PluginException(
         PluginExceptionCode.CONFLICT,
-        `secrets cannot be changed through the API while ${setting} is set (the value would stay ` +
-          "in this replica's DATA_DIR): mount them under PLUGIN_SECRETS_DIR instead",
+        'secrets cannot be changed through the API while PLUGINS_CONFIG is set (the value would ' +
+          "stay in this replica's DATA_DIR): mount them under PLUGIN_SECRETS_DIR, or keep state " +
+          'in a database (DATABASE_URL) instead',
       );
   }
 

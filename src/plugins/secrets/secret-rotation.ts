@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 
 import { SecretCipher } from './secret-cipher';
-import { SecretStore } from './secret-store';
+import { FileSecretStore } from './file-secret-store';
 
 interface RotationResult {
   /** False when there was no store file: nothing was written. */
@@ -26,7 +26,7 @@ export async function rotateSecretStore(
   const newCipher = new SecretCipher(newKey);
   const ids = { oldKeyId: oldCipher.keyId, newKeyId: newCipher.keyId };
   if (!existsSync(file)) return { storeExisted: false, count: 0, ...ids };
-  const store = new SecretStore(file, oldCipher);
+  const store = new FileSecretStore(file, oldCipher);
   store.load();
   const count = await store.rekey(newCipher);
   return { storeExisted: true, count, ...ids };

@@ -4,7 +4,7 @@ import { PluginRegistry } from '../manifest/plugin-registry.service';
 import type { PluginName } from '../shared/plugin.types';
 import { MountedSecrets, MountedTargets } from './mounted-secrets';
 import { ResolvedSecret, resolveSecrets, StoreLookup } from './secret-resolver';
-import { SecretStore } from './secret-store';
+import type { SecretStore } from './secret-store';
 import { SecretStoreCorruptError } from './secret-store-corrupt.error';
 import { MOUNTED_SECRETS, SECRET_STORE } from './secrets.providers';
 
@@ -44,13 +44,13 @@ export class SecretSources {
    * Reads the store. A corrupt store never stops the host: it is logged once, and plugins that
    * need a stored value refuse to start.
    */
-  public load(): void {
+  public async load(): Promise<void> {
     if (this.store === null) {
       this.logger.error({ event: 'secret_store_unavailable', reason: NO_KEY });
       return;
     }
     try {
-      this.store.load();
+      await this.store.load();
     } catch (err) {
       if (!(err instanceof SecretStoreCorruptError)) throw err;
     }
@@ -91,6 +91,19 @@ export class SecretSources {
   public watchMounted(onChange: (name: PluginName) => void): () => void {
     if (this.mounted === null) return () => undefined;
     return this.mounted.watch(() => this.mountedTargets(), onChange);
+  }
+
+  /**
+   * Calls `onChange(names)` when values of these plugins were changed from outside this process
+   * (another replica writing the shared store); returns a function that stops it.
+   */
+  public watchStore(onChange: (names: readonly PluginName[]) => void): () => void {
+    return (
+      this.store?.watch?.((names) => {
+        this.reportCorruption();
+        onChange(names);
+      }) ?? (() => undefined)
+    );
   }
 
   /** Whether a mounted file provides this declared key. */
@@ -175,7 +188,7 @@ export class SecretSources {
     if (fingerprint !== undefined && fingerprint !== this.reported)
       this.logger.error({
         event: 'secret_store_corrupt',
-        file: this.store.file,
+        ...this.store.location,
         reason,
         ...(entries.length > 0 ? { entries } : {}),
       });

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 
 import { ClockModule } from '../../common/clock.module';
+import { DatabaseModule } from '../../database/database.module';
 import { ManifestModule } from '../manifest/manifest.module';
 import { PluginIdentityService } from './plugin-identity.service';
 import { PluginSecretsService } from './plugin-secrets.service';
@@ -18,7 +19,7 @@ import { mountedSecretsProvider, secretStoreProvider } from './secrets.providers
  * `envFor` into a failed start.
  */
 @Module({
-  imports: [ClockModule, ManifestModule],
+  imports: [ClockModule, DatabaseModule, ManifestModule],
   controllers: [SecretsController],
   providers: [
     secretStoreProvider,

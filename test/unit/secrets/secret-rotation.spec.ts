@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
 import { rotateSecretStore } from '../../../src/plugins/secrets/secret-rotation';
-import { SecretStore } from '../../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../../src/plugins/secrets/file-secret-store';
 import { SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store-corrupt.error';
 import { RotationStore, rotationStore, VALUE_A } from '../../helpers/rotation-store';
 
@@ -12,7 +12,7 @@ describe('key rotation', () => {
   let file: string;
   let oldKey: Buffer;
   let newKey: Buffer;
-  let storeWith: (key: Buffer) => SecretStore;
+  let storeWith: (key: Buffer) => FileSecretStore;
 
   beforeEach(async () => {
     fixture = await rotationStore();

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { AtomicFileOps, nodeAtomicFileOps, WritableFile } from '../../../src/common/atomic-file';
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
-import { SecretStore } from '../../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../../src/plugins/secrets/file-secret-store';
 import { SecretStoreCorruptError } from '../../../src/plugins/secrets/secret-store-corrupt.error';
 
 interface StoreFile {
@@ -21,14 +21,14 @@ interface StoreFile {
   secrets: Record<string, Record<string, { nonce: string; ciphertext: string; tag: string }>>;
 }
 
-describe('SecretStore (encrypted values in DATA_DIR)', () => {
+describe('FileSecretStore (encrypted values in DATA_DIR)', () => {
   let dir: string;
   let file: string;
   const key = randomBytes(32);
   const cipher = new SecretCipher(key);
 
-  const newStore = (ops?: AtomicFileOps, c = cipher): SecretStore => {
-    const store = new SecretStore(file, c, ops);
+  const newStore = (ops?: AtomicFileOps, c = cipher): FileSecretStore => {
+    const store = new FileSecretStore(file, c, ops);
     store.load();
     return store;
   };
@@ -162,20 +162,20 @@ describe('SecretStore (encrypted values in DATA_DIR)', () => {
 
     it('reports a file that is not JSON, or not a store, as corrupt as a whole', () => {
       writeFileSync(file, '{"format":"portico-secrets", trunc');
-      const store = new SecretStore(file, cipher);
+      const store = new FileSecretStore(file, cipher);
       expect(corruptReason(() => store.load())).toMatch(/not valid JSON/);
       expect(store.corrupt).toBeInstanceOf(SecretStoreCorruptError);
       corruptReason(() => store.read('board', 'GITHUB_TOKEN'));
 
       writeFileSync(file, '{"plugins":{}}');
-      expect(corruptReason(() => new SecretStore(file, cipher).load())).toMatch(
+      expect(corruptReason(() => new FileSecretStore(file, cipher).load())).toMatch(
         /not a Portico secret store/,
       );
     });
 
     it('reports a store sealed with another key, naming both key ids but no key', () => {
       const other = new SecretCipher(randomBytes(32));
-      const reason = corruptReason(() => new SecretStore(file, other).load());
+      const reason = corruptReason(() => new FileSecretStore(file, other).load());
       expect(reason).toContain(`key id ${cipher.keyId}`);
       expect(reason).toContain(other.keyId);
       expect(reason).not.toContain(key.toString('base64'));
@@ -190,7 +190,7 @@ describe('SecretStore (encrypted values in DATA_DIR)', () => {
 
     it('refuses to write over a store that is corrupt as a whole', async () => {
       writeFileSync(file, 'garbage');
-      const store = new SecretStore(file, cipher);
+      const store = new FileSecretStore(file, cipher);
       expect(() => store.load()).toThrow(SecretStoreCorruptError);
       await expect(store.set('board', 'GITHUB_TOKEN', 'x-value')).rejects.toBeInstanceOf(
         SecretStoreCorruptError,
@@ -322,7 +322,7 @@ describe('SecretStore (encrypted values in DATA_DIR)', () => {
       const after = onDisk();
       expect(after.keyId).toBe(next.keyId);
       expect(after.secrets.a.ONE.nonce).not.toBe(before.secrets.a.ONE.nonce);
-      expect(() => new SecretStore(file, cipher).load()).toThrow(SecretStoreCorruptError);
+      expect(() => new FileSecretStore(file, cipher).load()).toThrow(SecretStoreCorruptError);
       const reopened = newStore(undefined, next);
       expect(reopened.read('a', 'ONE')).toBe('value-one');
       expect(reopened.read('b', 'TWO')).toBe('value-two');

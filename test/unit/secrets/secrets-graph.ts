@@ -7,13 +7,13 @@ import { PluginSecretsService } from '../../../src/plugins/secrets/plugin-secret
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
 import { SecretRedaction } from '../../../src/plugins/secrets/secret-redaction.service';
 import { SecretSources } from '../../../src/plugins/secrets/secret-sources.service';
-import { SecretStore } from '../../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../../src/plugins/secrets/file-secret-store';
 
 /** The secrets room's services wired by hand, as SecretsModule wires them, over real files. */
 export interface SecretsGraph {
   readonly service: PluginSecretsService;
   /** The store in DATA_DIR; null without a usable SECRETS_KEY. */
-  readonly store: SecretStore | null;
+  readonly store: FileSecretStore | null;
   /** PLUGIN_SECRETS_DIR's watcher; null when it is not set. `poll()` runs its check now. */
   readonly mounted: MountedSecrets | null;
 }
@@ -24,7 +24,7 @@ export function secretsGraph(config: PorticoConfig, registry: PluginRegistry): S
   const store =
     key === undefined
       ? null
-      : new SecretStore(join(config.DATA_DIR, 'secrets.enc.json'), new SecretCipher(key));
+      : new FileSecretStore(join(config.DATA_DIR, 'secrets.enc.json'), new SecretCipher(key));
   const mounted =
     config.PLUGIN_SECRETS_DIR === undefined ? null : new MountedSecrets(config.PLUGIN_SECRETS_DIR);
   const sources = new SecretSources(store, mounted, registry);

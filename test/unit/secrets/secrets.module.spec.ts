@@ -17,7 +17,7 @@ import { PluginIdentityService } from '../../../src/plugins/secrets/plugin-ident
 import { PluginSecretsService } from '../../../src/plugins/secrets/plugin-secrets.service';
 import { SecretCipher } from '../../../src/plugins/secrets/secret-cipher';
 import { SecretSources } from '../../../src/plugins/secrets/secret-sources.service';
-import { SecretStore } from '../../../src/plugins/secrets/secret-store';
+import { FileSecretStore } from '../../../src/plugins/secrets/file-secret-store';
 import { SecretsModule } from '../../../src/plugins/secrets/secrets.module';
 import { MOUNTED_SECRETS, SECRET_STORE } from '../../../src/plugins/secrets/secrets.providers';
 import { writeSecretVolume } from '../../helpers/kubernetes-volume';
@@ -92,7 +92,7 @@ describe('SecretsModule', () => {
 
   it('lets tests replace the store and the mounted files (overrideProvider)', async () => {
     const elsewhere = join(root, 'elsewhere', 'store.json');
-    const store = new SecretStore(elsewhere, new SecretCipher(randomBytes(32)));
+    const store = new FileSecretStore(elsewhere, new SecretCipher(randomBytes(32)));
     const mountedDir = join(root, 'mounted');
     writeSecretVolume(join(mountedDir, 'board'), { WEBHOOK_SECRET: 'whsec_mounted' });
     const secrets = await start((b) =>
