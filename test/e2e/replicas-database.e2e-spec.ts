@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 import { mintToken } from '../../scripts/lib/token-minter';
 import { LISTENER_APPLICATION_NAME } from '../../src/database/database-listener';
 import { http } from '../helpers/http-client';
@@ -5,14 +7,16 @@ import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
 import { allConverge, echoOn as echoOnHost } from '../helpers/replicas';
 import {
+  backends,
   describeWithPostgres,
   PostgresServer,
   startPostgres,
   terminateBackends,
+  withDatabase,
 } from '../helpers/postgres';
 import { TEST_JWT_SECRET } from '../helpers/test-app';
 import { waitFor } from '../helpers/wait';
-import type { WsConnection } from '../helpers/ws-client';
+import { open, WsConnection } from '../helpers/ws-client';
 
 /**
  * Two Portico processes on one PostgreSQL (DATABASE_URL), each with its own DATA_DIR as two pods
@@ -23,6 +27,7 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
   const user = mintToken(TEST_JWT_SECRET, { sub: 'user', roles: [] });
   const ops = mintToken(TEST_JWT_SECRET, { sub: 'ops-person', roles: ['ops'] });
   const admin = mintToken(TEST_JWT_SECRET, { sub: 'root', roles: ['admin'] });
+  const secretsKey = randomBytes(32).toString('base64');
   let server: PostgresServer;
   let url: string;
   let plugins: { dir: string; remove(): void };
@@ -47,8 +52,9 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
   beforeAll(async () => {
     server = await startPostgres();
     url = await server.createDatabase();
-    plugins = pluginsDirWith(['bundled:echo']);
-    const env = { DATABASE_URL: url, LOG_LEVEL: 'info' };
+    plugins = pluginsDirWith(['bundled:echo', 'secret-env']);
+    // The same SECRETS_KEY on both, as every replica of one deployment has.
+    const env = { DATABASE_URL: url, LOG_LEVEL: 'info', SECRETS_KEY: secretsKey };
     replicas = await Promise.all([
       startPorticoProcess(plugins.dir, { env, capture: true }),
       startPorticoProcess(plugins.dir, { env, capture: true }),
@@ -72,6 +78,70 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
       expect(host.output()).not.toContain(url);
     }
   });
+
+  it('one listener connection per replica, however many stores follow changes', async () => {
+    const listeners = await backends(server.url, {
+      applicationName: LISTENER_APPLICATION_NAME,
+      database: new URL(url).pathname.slice(1),
+    });
+    expect(listeners).toHaveLength(2);
+  });
+
+  it('a secret set, changed and deleted through either replica: the plugin restarts with it on both', async () => {
+    const tokenOf = async (host: PorticoProcess): Promise<string | undefined> => {
+      const res = await http(host.baseUrl, 'GET', '/api/plugins/secret-env/rpc/env', {
+        token: admin,
+      });
+      return res.status === 200 ? (res.json as { API_TOKEN?: string }).API_TOKEN : undefined;
+    };
+    const secret = (host: PorticoProcess, method: 'PUT' | 'DELETE', value?: string) =>
+      http(host.baseUrl, method, '/api/plugins/secret-env/secrets/API_TOKEN', {
+        token: admin,
+        ...(value === undefined ? {} : { body: { value } }),
+      });
+    const first = `first-${randomBytes(6).toString('hex')}`;
+    const second = `second-${randomBytes(6).toString('hex')}`;
+    // Without its required secret the plugin does not run anywhere.
+    for (const host of replicas) expect(await tokenOf(host)).toBeUndefined();
+
+    expect((await secret(replicas[0], 'PUT', first)).status).toBe(204);
+    let started = Date.now();
+    await bothConverge('first value', async (h) => (await tokenOf(h)) === first);
+    const firstMs = Date.now() - started;
+
+    const conns = await Promise.all(
+      replicas.map((h) => open(`${h.wsUrl}/plugin-ws/secret-env`, { token: admin })),
+    );
+    sockets.push(...conns);
+    expect((await secret(replicas[1], 'PUT', second)).status).toBe(204);
+    started = Date.now();
+    await bothConverge('second value', async (h) => (await tokenOf(h)) === second);
+    const secondMs = Date.now() - started;
+    // The old servers were stopped for the restart: their clients were told (1012 restarting).
+    const closes = await Promise.all(conns.map((c) => c.closed));
+    expect(closes.map((c) => c.code)).toEqual([1012, 1012]);
+
+    for (const host of replicas) {
+      const plugin = (await http(host.baseUrl, 'GET', '/api/plugins/secret-env', {
+        token: admin,
+      })) as { json: { secrets: { key: string; set: boolean; source: string }[] } };
+      expect(plugin.json.secrets.find((s) => s.key === 'API_TOKEN')).toMatchObject({
+        set: true,
+        source: 'store',
+      });
+      // Redacted from the plugin's output, never in the logs, never in the database.
+      expect(host.output()).not.toContain(first);
+      expect(host.output()).not.toContain(second);
+    }
+    const rows = await withDatabase(url, (c) => c.query('SELECT * FROM portico_plugin_secret'));
+    expect(JSON.stringify(rows.rows)).not.toContain(second);
+
+    expect((await secret(replicas[0], 'DELETE')).status).toBe(204);
+    await bothConverge('value deleted', async (h) => (await tokenOf(h)) === undefined);
+    process.stdout.write(
+      `secret change in force on both replicas after ${firstMs} ms (set), ${secondMs} ms (changed)\n`,
+    );
+  }, 60_000);
 
   it('roles set through one replica: users who lost access are disconnected on both (4403)', async () => {
     const plain = await Promise.all(replicas.map((h) => echoOn(h, user)));
@@ -127,6 +197,12 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
         const refused = await put(host, 'enable', { enabled: true });
         expect(refused.status).toBe(503);
         expect(JSON.stringify(refused.json)).toContain('database is unavailable');
+        const secret = await http(host.baseUrl, 'PUT', '/api/plugins/secret-env/secrets/API_TOKEN', {
+          token: admin,
+          body: { value: 'during-the-outage' },
+        });
+        expect(secret.status).toBe(503);
+        expect(JSON.stringify(secret.json)).toContain('secrets cannot be changed now');
       }
     } finally {
       await server.startServer();

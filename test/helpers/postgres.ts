@@ -271,7 +271,7 @@ function clusterPids(dataDir: string, clusterName: string): number[] {
 }
 
 /** Opens a client on `url`, runs `use`, always closes it. */
-async function withClient<T>(url: string, use: (client: Client) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(url: string, use: (client: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   // A server going away between queries emits 'error' on an idle client; the query rejects too.
   client.on('error', () => undefined);
@@ -293,7 +293,7 @@ export async function createDatabase(
   name = `t_${randomBytes(6).toString('hex')}`,
 ): Promise<string> {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${name}`);
-  await withClient(url, (c) => c.query(`CREATE DATABASE "${name}"`));
+  await withDatabase(url, (c) => c.query(`CREATE DATABASE "${name}"`));
   const target = new URL(url);
   target.pathname = `/${name}`;
   return target.toString();
@@ -334,7 +334,7 @@ function filterParams(where: BackendFilter): (string | null)[] {
 
 /** Client connections matching `where` on the server of `url` (to wait until one is there). */
 export async function backends(url: string, where: BackendFilter): Promise<Backend[]> {
-  const { rows } = await withClient(url, (c) =>
+  const { rows } = await withDatabase(url, (c) =>
     c.query<{ pid: number; application_name: string; datname: string; state: string | null }>(
       `SELECT pid, application_name, datname, state FROM pg_stat_activity WHERE ${FILTER_SQL}`,
       filterParams(where),
@@ -354,7 +354,7 @@ export async function backends(url: string, where: BackendFilter): Promise<Backe
  * gone. Returns the pids terminated.
  */
 export async function terminateBackends(url: string, where: BackendFilter): Promise<number[]> {
-  const { rows } = await withClient(url, (c) =>
+  const { rows } = await withDatabase(url, (c) =>
     c.query<{ pid: number; done: boolean }>(
       `SELECT pid, pg_terminate_backend(pid, 5000) AS done FROM pg_stat_activity
        WHERE ${FILTER_SQL}`,
@@ -443,7 +443,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     if (postmasterPid(dataDir) !== undefined) throw new Error('PostgreSQL is already running');
     await run(binaries.pgCtl, ['start', '-D', dataDir, '-l', logFile, '-w', '-t', '60']);
     await waitFor(
-      () => withClient(url, async (c) => (await c.query('SELECT 1')).rowCount === 1),
+      () => withDatabase(url, async (c) => (await c.query('SELECT 1')).rowCount === 1),
       CONNECT_WAIT_MS,
       `PostgreSQL on port ${port} to accept connections`,
     );
