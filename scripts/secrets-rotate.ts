@@ -2,17 +2,21 @@
  * Re-encrypts the stored plugin secrets with a new key: `SECRETS_KEY` is the current key (as
  * the server reads it, so with no variable set it is the generated key in DATA_DIR), and
  * `NEW_SECRETS_KEY` the new one (base64 of 32 bytes, e.g. `openssl rand -base64 32`).
- * Stop the host first, then restart it with SECRETS_KEY set to the new key.
+ * With DATABASE_URL set, the database's store is rotated instead of DATA_DIR's file.
+ * Stop the host (every replica) first, then restart it with SECRETS_KEY set to the new key.
  * Prints counts and key ids, never a value.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { Pool } from 'pg';
+
 import { ConfigException } from '../src/config/config.exception';
 import { DEV_KEYS_FILE, loadConfig } from '../src/config/load-config';
 import { writeFileAtomic } from '../src/common/atomic-file';
+import { databaseLocation } from '../src/database/database.module';
 import { SecretCipher } from '../src/plugins/secrets/secret-cipher';
-import { rotateSecretStore } from '../src/plugins/secrets/secret-rotation';
+import { rotateDatabaseSecrets, rotateSecretStore } from '../src/plugins/secrets/secret-rotation';
 import { SecretStoreCorruptError } from '../src/plugins/secrets/secret-store-corrupt.error';
 import { SECRET_STORE_FILE } from '../src/plugins/secrets/secrets.constants';
 
@@ -39,6 +43,9 @@ async function main(env: NodeJS.ProcessEnv): Promise<string[]> {
   if (oldKey.equals(newKey))
     throw new ScriptError('NEW_SECRETS_KEY is the current SECRETS_KEY: nothing to rotate', 1);
 
+  if (config.DATABASE_URL !== undefined)
+    return rotateInDatabase(config.DATABASE_URL, oldKey, newKey);
+
   const file = join(config.DATA_DIR, SECRET_STORE_FILE);
   const result = await rotateSecretStore(file, oldKey, newKey);
   const lines = result.storeExisted
@@ -59,6 +66,23 @@ async function main(env: NodeJS.ProcessEnv): Promise<string[]> {
     lines.push('now restart Portico with SECRETS_KEY set to the new key');
   }
   return lines;
+}
+
+/** DATABASE_URL: the rows of every replica's shared store, in one transaction. */
+async function rotateInDatabase(url: string, oldKey: Buffer, newKey: Buffer): Promise<string[]> {
+  const location = databaseLocation(url);
+  const pool = new Pool({ connectionString: url, connectionTimeoutMillis: 5000 });
+  pool.on('error', () => undefined);
+  try {
+    const result = await rotateDatabaseSecrets(pool, location, oldKey, newKey);
+    return [
+      `re-encrypted ${result.count} secret value(s) in the database at ${location}`,
+      `key id ${result.oldKeyId} -> ${result.newKeyId}`,
+      'now restart every replica with SECRETS_KEY set to the new key',
+    ];
+  } finally {
+    await pool.end().catch(() => undefined);
+  }
 }
 
 main(process.env).then(

@@ -56,7 +56,8 @@ export class DatabaseListener {
     const callback: Callback = () => onChange();
     callbacks.add(callback);
     if (this.loop === undefined) this.loop = this.start();
-    else if (this.listening !== undefined) this.addToConnection(this.listening, channel, callback, isNewChannel);
+    else if (this.listening !== undefined)
+      this.addToConnection(this.listening, channel, callback, isNewChannel);
     return () => {
       const set = this.subscriptions.get(channel);
       if (set === undefined || !set.delete(callback)) return;

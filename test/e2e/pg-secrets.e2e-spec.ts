@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 
 import { Logger } from '@nestjs/common';
 import { Pool } from 'pg';
@@ -16,6 +17,7 @@ import {
   startPostgres,
   terminateBackends,
 } from '../helpers/postgres';
+import { runTs } from '../helpers/run-ts';
 import { waitFor } from '../helpers/wait';
 
 /**
@@ -43,7 +45,9 @@ describeWithPostgres('PgSecretStore (real PostgreSQL)')('PgSecretStore', () => {
   };
 
   /** Follows `store`'s outside changes; `seen` collects the plugins reported, in order. */
-  const follow = async (store: PgSecretStore): Promise<{ seen: string[][]; loads: () => number }> => {
+  const follow = async (
+    store: PgSecretStore,
+  ): Promise<{ seen: string[][]; loads: () => number }> => {
     const seen: string[][] = [];
     stops.push(store.watch((plugins) => seen.push([...plugins])));
     // The first reload runs once the listener is connected; wait until it is.
@@ -229,7 +233,9 @@ describeWithPostgres('PgSecretStore (real PostgreSQL)')('PgSecretStore', () => {
     await store.set('other', 'B_KEY', 'two');
     const newKey = randomBytes(32);
     expect(await store.rekey(new SecretCipher(newKey))).toBe(2);
-    const ids = await pool.query<{ key_id: string }>('SELECT DISTINCT key_id FROM portico_plugin_secret');
+    const ids = await pool.query<{ key_id: string }>(
+      'SELECT DISTINCT key_id FROM portico_plugin_secret',
+    );
     expect(ids.rows).toEqual([{ key_id: new SecretCipher(newKey).keyId }]);
     const reopened = replica(newKey);
     await reopened.load();
@@ -247,4 +253,31 @@ describeWithPostgres('PgSecretStore (real PostgreSQL)')('PgSecretStore', () => {
     const after = await pool.query('SELECT * FROM portico_plugin_secret ORDER BY plugin');
     expect(after.rows).toEqual(before.rows);
   });
+
+  it('npm run secrets:rotate with DATABASE_URL re-seals the rows; the wrong current key changes nothing', async () => {
+    const store = replica();
+    await store.load();
+    await store.set('echo', 'API_TOKEN', 'rotate-me');
+    const newKey = randomBytes(32).toString('base64');
+    const env = { DATABASE_URL: url, DATA_DIR: tmpdir(), NEW_SECRETS_KEY: newKey };
+
+    const wrong = await runTs('scripts/secrets-rotate.ts', [], {
+      ...env,
+      SECRETS_KEY: randomBytes(32).toString('base64'),
+    });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('sealed with another SECRETS_KEY');
+    expect(wrong.stderr).toContain('nothing was changed');
+
+    const done = await runTs('scripts/secrets-rotate.ts', [], {
+      ...env,
+      SECRETS_KEY: key.toString('base64'),
+    });
+    expect(done.code).toBe(0);
+    expect(done.stdout).toContain('re-encrypted 1 secret value(s) in the database at 127.0.0.1:');
+    expect(done.stdout).not.toContain('rotate-me');
+    const reopened = replica(Buffer.from(newKey, 'base64'));
+    await reopened.load();
+    expect(reopened.read('echo', 'API_TOKEN')).toBe('rotate-me');
+  }, 60_000);
 });

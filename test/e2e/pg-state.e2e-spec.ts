@@ -29,7 +29,11 @@ describeWithPostgres('PgPluginStateStore (real PostgreSQL)')('PgPluginStateStore
     // A pooled connection the server closes (restart, terminate) must not crash the test.
     pool.on('error', () => undefined);
     pools.push(pool);
-    return new PgPluginStateStore(pool, 'test', new DatabaseListener({ connectionString: url }, 'test'));
+    return new PgPluginStateStore(
+      pool,
+      'test',
+      new DatabaseListener({ connectionString: url }, 'test'),
+    );
   };
 
   beforeAll(async () => {

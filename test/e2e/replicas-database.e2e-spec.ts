@@ -197,10 +197,15 @@ describeWithPostgres('two replicas on one database')('two replicas on one databa
         const refused = await put(host, 'enable', { enabled: true });
         expect(refused.status).toBe(503);
         expect(JSON.stringify(refused.json)).toContain('database is unavailable');
-        const secret = await http(host.baseUrl, 'PUT', '/api/plugins/secret-env/secrets/API_TOKEN', {
-          token: admin,
-          body: { value: 'during-the-outage' },
-        });
+        const secret = await http(
+          host.baseUrl,
+          'PUT',
+          '/api/plugins/secret-env/secrets/API_TOKEN',
+          {
+            token: admin,
+            body: { value: 'during-the-outage' },
+          },
+        );
         expect(secret.status).toBe(503);
         expect(JSON.stringify(secret.json)).toContain('secrets cannot be changed now');
       }

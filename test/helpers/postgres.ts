@@ -271,7 +271,10 @@ function clusterPids(dataDir: string, clusterName: string): number[] {
 }
 
 /** Opens a client on `url`, runs `use`, always closes it. */
-export async function withDatabase<T>(url: string, use: (client: Client) => Promise<T>): Promise<T> {
+export async function withDatabase<T>(
+  url: string,
+  use: (client: Client) => Promise<T>,
+): Promise<T> {
   const client = new Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   // A server going away between queries emits 'error' on an idle client; the query rejects too.
   client.on('error', () => undefined);

@@ -1,7 +1,12 @@
 import { existsSync } from 'node:fs';
 
+import type { Pool } from 'pg';
+
+import { migrate } from '../../database/migrate';
+
 import { SecretCipher } from './secret-cipher';
 import { FileSecretStore } from './file-secret-store';
+import { PgSecretStore } from './pg-secret-store';
 
 interface RotationResult {
   /** False when there was no store file: nothing was written. */
@@ -30,4 +35,25 @@ export async function rotateSecretStore(
   store.load();
   const count = await store.rekey(newCipher);
   return { storeExisted: true, count, ...ids };
+}
+
+/**
+ * Re-encrypts the secrets in the DATABASE_URL database from `oldKey` to `newKey` in one
+ * transaction that locks the table. Throws SecretStoreCorruptError, changing nothing, unless
+ * every row opens with `oldKey`. Stop every replica first: one still running with the old key
+ * would find values it can no longer open.
+ */
+export async function rotateDatabaseSecrets(
+  pool: Pool,
+  location: string,
+  oldKey: Buffer,
+  newKey: Buffer,
+): Promise<Omit<RotationResult, 'storeExisted'>> {
+  const oldCipher = new SecretCipher(oldKey);
+  const newCipher = new SecretCipher(newKey);
+  await migrate(pool);
+  const store = new PgSecretStore(pool, oldCipher, location);
+  await store.load();
+  const count = await store.rekey(newCipher);
+  return { count, oldKeyId: oldCipher.keyId, newKeyId: newCipher.keyId };
 }

@@ -101,6 +101,15 @@ export abstract class DecryptedSecrets {
     return out;
   }
 
+  /** Every readable value with its plugin and key, sorted (to copy a whole store). */
+  public list(): { plugin: PluginName; key: string; value: string }[] {
+    const out: { plugin: PluginName; key: string; value: string }[] = [];
+    for (const [plugin, map] of [...this.entries].sort(([a], [b]) => (a < b ? -1 : 1)))
+      for (const [key, entry] of [...map].sort(([a], [b]) => (a < b ? -1 : 1)))
+        if (entry.value !== undefined) out.push({ plugin, key, value: entry.value });
+    return out;
+  }
+
   public corruptEntries(): string[] {
     const out: string[] = [];
     for (const [plugin, map] of this.entries)
@@ -109,7 +118,12 @@ export abstract class DecryptedSecrets {
   }
 
   /** The entries with `value` sealed with `cipher` for this plugin and key (a copy). */
-  protected withValue(cipher: SecretCipher, plugin: PluginName, key: string, value: string): Entries {
+  protected withValue(
+    cipher: SecretCipher,
+    plugin: PluginName,
+    key: string,
+    value: string,
+  ): Entries {
     const next = new Map(this.entries);
     const forPlugin = new Map(next.get(plugin));
     forPlugin.set(key, { sealed: cipher.seal(value, associatedData(plugin, key)), value });
