@@ -37,15 +37,10 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   /** Reads the store and starts following PLUGIN_SECRETS_DIR and the other replicas' writes. */
-  public async onModuleInit(): Promise<void> {
-    await this.sources.load();
-    this.stopWatching ??= this.sources.watchMounted((name) => this.mountedChanged(name));
-    this.stopWatchingStore ??= this.sources.watchStore((names) => {
-      for (const name of names) {
-        this.logger.log({ plugin: name, event: 'stored_secrets_changed' });
-        this.emit(name);
-      }
-    });
+  public onModuleInit(): void | Promise<void> {
+    const loading = this.sources.load();
+    if (loading instanceof Promise) return loading.then(() => this.follow());
+    this.follow();
   }
 
   public onModuleDestroy(): void {
@@ -164,6 +159,16 @@ export class PluginSecretsService implements OnModuleInit, OnModuleDestroy {
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  private follow(): void {
+    this.stopWatching ??= this.sources.watchMounted((name) => this.mountedChanged(name));
+    this.stopWatchingStore ??= this.sources.watchStore((names) => {
+      for (const name of names) {
+        this.logger.log({ plugin: name, event: 'stored_secrets_changed' });
+        this.emit(name);
+      }
+    });
   }
 
   private mountedChanged(name: PluginName): void {

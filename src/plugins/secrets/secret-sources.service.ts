@@ -41,20 +41,28 @@ export class SecretSources {
   }
 
   /**
-   * Reads the store. A corrupt store never stops the host: it is logged once, and plugins that
-   * need a stored value refuse to start.
+   * Reads the store: synchronously for the file, asynchronously for the database. A corrupt
+   * store never stops the host: it is logged once, and plugins that need a stored value refuse
+   * to start.
    */
-  public async load(): Promise<void> {
+  public load(): void | Promise<void> {
     if (this.store === null) {
       this.logger.error({ event: 'secret_store_unavailable', reason: NO_KEY });
       return;
     }
+    let loading: void | Promise<void>;
     try {
-      await this.store.load();
+      loading = this.store.load();
     } catch (err) {
-      if (!(err instanceof SecretStoreCorruptError)) throw err;
+      this.loaded(err);
+      return;
     }
-    this.reportCorruption();
+    if (loading instanceof Promise)
+      return loading.then(
+        () => this.loaded(),
+        (err: unknown) => this.loaded(err),
+      );
+    this.loaded();
   }
 
   /** The keys the plugin's manifest declares (none for an unknown plugin). */
@@ -172,6 +180,12 @@ export class SecretSources {
       if (err instanceof SecretStoreCorruptError) this.reportCorruption();
       throw err;
     }
+  }
+
+  /** After a load: a corrupt store is reported; any other failure is the caller's. */
+  private loaded(err?: unknown): void {
+    if (err !== undefined && !(err instanceof SecretStoreCorruptError)) throw err;
+    this.reportCorruption();
   }
 
   private reportCorruption(): void {

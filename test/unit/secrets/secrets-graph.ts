@@ -29,6 +29,7 @@ export function secretsGraph(config: PorticoConfig, registry: PluginRegistry): S
     config.PLUGIN_SECRETS_DIR === undefined ? null : new MountedSecrets(config.PLUGIN_SECRETS_DIR);
   const sources = new SecretSources(store, mounted, registry);
   const service = new PluginSecretsService(sources, new SecretRedaction(sources), registry, config);
-  service.onModuleInit();
+  // The file store loads synchronously: nothing to wait for here.
+  void service.onModuleInit();
   return { service, store, mounted };
 }
