@@ -45,7 +45,7 @@ import { K8sObject, K8sSchema } from '../../helpers/k8s-schema';
 
 const REPO_ROOT = join(__dirname, '..', '..', '..');
 const DEPLOY_DIR = join(REPO_ROOT, 'deploy', 'kubernetes');
-const KUSTOMIZATIONS = ['base', 'overlays/ha'] as const;
+const KUSTOMIZATIONS = ['base', 'overlays/ha', 'overlays/ha-database'] as const;
 type Kustomization = (typeof KUSTOMIZATIONS)[number];
 /** Secrets for the operator to create, shown by example; not part of any kustomization. */
 const EXAMPLES = ['base/secret.example.yaml'];
@@ -586,14 +586,61 @@ const haChecks: Record<string, Check> = {
   },
 };
 
+/** overlays/ha-database: state in PostgreSQL instead of the declared file. */
+const databaseChecks: Record<string, Check> = {
+  /** DATABASE_URL from a Secret (it holds a password), and no PLUGINS_CONFIG (exclusive). */
+  database(r) {
+    const env = containerEnv(r, mainContainer(r.deployment));
+    const problems: string[] = [];
+    if (env.get('DATABASE_URL')?.from !== 'secret')
+      problems.push('DATABASE_URL is not taken from a Secret');
+    if (env.has('PLUGINS_CONFIG')) problems.push('PLUGINS_CONFIG is set too (they are exclusive)');
+    const mounts = mainContainer(r.deployment).volumeMounts ?? [];
+    const volumes = podSpec(r.deployment).volumes ?? [];
+    if (volumes.some((v) => v.configMap !== undefined && !mounts.some((m) => m.name === v.name)))
+      problems.push('a ConfigMap volume is left that nothing mounts');
+    if (all<IConfigMap>(r.objects, 'ConfigMap').some((m) => m.metadata?.name === 'portico-plugins'))
+      problems.push('the PLUGINS_CONFIG ConfigMap is still deployed');
+    return problems;
+  },
+
+  /** The pod may reach PostgreSQL: an egress rule for TCP 5432. */
+  databaseEgress(r) {
+    const policy = only<INetworkPolicy>(r.objects, 'NetworkPolicy');
+    const open = (policy.spec?.egress ?? []).some((rule) =>
+      (rule.ports ?? []).some((p) => p.port === 5432 && (p.protocol ?? 'TCP') === 'TCP'),
+    );
+    return open ? [] : ['the NetworkPolicy allows no egress to PostgreSQL (TCP 5432)'];
+  },
+};
+
 function checksFor(dir: Kustomization): Record<string, Check> {
-  return dir === 'overlays/ha' ? { ...checks, ...haChecks } : checks;
+  if (dir === 'overlays/ha') return { ...checks, ...haChecks };
+  if (dir === 'overlays/ha-database') {
+    // Every check but the declared file's.
+    const common = Object.fromEntries(
+      Object.entries(checks).filter(([name]) => name !== 'pluginsConfig'),
+    );
+    return { ...common, ...haChecks, ...databaseChecks };
+  }
+  return checks;
 }
 
 function violations(dir: Kustomization, r: Rendered): string[] {
   return Object.entries(checksFor(dir)).flatMap(([name, check]) =>
     check(r).map((p) => `${name}: ${p}`),
   );
+}
+
+/** Sets a variable of the main container to a plain value (whatever it was taken from). */
+function setEnv(r: Rendered, name: string, value: string): void {
+  const env = (mainContainer(r.deployment).env ??= []);
+  const found = env.find((e) => e.name === name);
+  if (found === undefined) env.push({ name, value });
+  else {
+    delete found.valueFrom;
+    found.value = value;
+  }
 }
 
 /** The Deployment's PLUGIN_SECRETS_DIR volume items (Secret or projected Secret sources). */
@@ -635,9 +682,10 @@ describeRendered('deploy/kubernetes', () => {
       const kinds = objectsOf(dir)
         .map((o) => o.kind)
         .sort();
+      // The PLUGINS_CONFIG ConfigMap, except where state comes from the database.
+      const configMaps = dir === 'overlays/ha-database' ? 1 : 2;
       expect(kinds).toEqual([
-        'ConfigMap',
-        'ConfigMap',
+        ...Array<string>(configMaps).fill('ConfigMap'),
         'Deployment',
         'Ingress',
         'NetworkPolicy',
@@ -668,7 +716,7 @@ describeRendered('deploy/kubernetes', () => {
 
   it('the Secret examples pass kubernetes-models validation and the strict check', () => {
     const objects = examples();
-    expect(objects.map((o) => o.kind)).toEqual(['Secret', 'Secret']);
+    expect(objects.map((o) => o.kind)).toEqual(['Secret', 'Secret', 'Secret']);
     const problems = objects.flatMap((o) => [...modelProblems(o), ...schema.unknownFields(o)]);
     expect(problems).toEqual([]);
   });
@@ -687,33 +735,36 @@ describeRendered('deploy/kubernetes', () => {
       ).toThrow(name);
   });
 
-  it('the Secret examples hold every key the Deployment reads', () => {
-    const r = rendered(objectsOf('base'));
-    const c = mainContainer(r.deployment);
-    const secrets = new Map(
-      examples().map((s) => [
-        String((s.metadata as { name?: string }).name),
-        Object.keys({ ...(s.stringData as object), ...(s.data as object) }),
-      ]),
-    );
-    const wanted = [
-      ...(c.env ?? []).flatMap((e) => {
-        const ref = e.valueFrom?.secretKeyRef;
-        return ref === undefined ? [] : [`${ref.name}/${ref.key}`];
-      }),
-      ...(podSpec(r.deployment).volumes ?? []).flatMap((v) =>
-        (v.projected?.sources ?? []).flatMap((s) =>
-          (s.secret?.items ?? []).map((i) => `${s.secret?.name ?? ''}/${i.key}`),
+  it.each(KUSTOMIZATIONS)(
+    'the Secret examples hold every key the Deployment of %s reads',
+    (dir) => {
+      const r = rendered(objectsOf(dir));
+      const c = mainContainer(r.deployment);
+      const secrets = new Map(
+        examples().map((s) => [
+          String((s.metadata as { name?: string }).name),
+          Object.keys({ ...(s.stringData as object), ...(s.data as object) }),
+        ]),
+      );
+      const wanted = [
+        ...(c.env ?? []).flatMap((e) => {
+          const ref = e.valueFrom?.secretKeyRef;
+          return ref === undefined ? [] : [`${ref.name}/${ref.key}`];
+        }),
+        ...(podSpec(r.deployment).volumes ?? []).flatMap((v) =>
+          (v.projected?.sources ?? []).flatMap((s) =>
+            (s.secret?.items ?? []).map((i) => `${s.secret?.name ?? ''}/${i.key}`),
+          ),
         ),
-      ),
-    ];
-    expect(wanted.length).toBeGreaterThan(2);
-    const missing = wanted.filter((w) => {
-      const [name, key] = w.split('/') as [string, string];
-      return !(secrets.get(name) ?? []).includes(key);
-    });
-    expect(missing).toEqual([]);
-  });
+      ];
+      expect(wanted.length).toBeGreaterThan(2);
+      const missing = wanted.filter((w) => {
+        const [name, key] = w.split('/') as [string, string];
+        return !(secrets.get(name) ?? []).includes(key);
+      });
+      expect(missing).toEqual([]);
+    },
+  );
 
   describe('the strict check rejects unknown fields', () => {
     const cases: [string, (r: Rendered) => void, string][] = [
@@ -788,12 +839,6 @@ describeRendered('deploy/kubernetes', () => {
   describe('each requirement check fails on a manifest that breaks it', () => {
     type Mutation = (r: Rendered) => void;
     const container = (r: Rendered): IContainer => mainContainer(r.deployment);
-    const setEnv = (r: Rendered, name: string, value: string): void => {
-      const env = (container(r).env ??= []);
-      const found = env.find((e) => e.name === name);
-      if (found !== undefined) found.value = value;
-      else env.push({ name, value });
-    };
     const cases: [string, Mutation, RegExp][] = [
       [
         'container may escalate privileges',
@@ -1110,6 +1155,44 @@ describeRendered('deploy/kubernetes', () => {
       mutate(r);
       const found = violations('overlays/ha', r);
       expect(found).toEqual(expect.arrayContaining([expect.stringMatching(expected)]));
+    });
+  });
+
+  describe('each database requirement fails on a manifest that breaks it', () => {
+    const cases: [string, (r: Rendered) => void, RegExp][] = [
+      [
+        'DATABASE_URL written into the manifest',
+        (r) => setEnv(r, 'DATABASE_URL', 'postgres://portico:pw@db:5432/portico'),
+        /database: DATABASE_URL is not taken from a Secret/,
+      ],
+      [
+        'PLUGINS_CONFIG set as well',
+        (r) => setEnv(r, 'PLUGINS_CONFIG', '/etc/portico/config/plugins.yaml'),
+        /database: PLUGINS_CONFIG is set too/,
+      ],
+      [
+        'no egress to PostgreSQL',
+        (r) => {
+          const policy = only<INetworkPolicy>(r.objects, 'NetworkPolicy');
+          policy.spec = {
+            ...policy.spec,
+            podSelector: policy.spec?.podSelector ?? {},
+            egress: (policy.spec?.egress ?? []).filter(
+              (rule) => !(rule.ports ?? []).some((p) => p.port === 5432),
+            ),
+          };
+        },
+        /databaseEgress: the NetworkPolicy allows no egress to PostgreSQL/,
+      ],
+    ];
+
+    it.each(cases)('%s', (_title, mutate, expected) => {
+      const r = copyOf('overlays/ha-database');
+      expect(violations('overlays/ha-database', r)).toEqual([]);
+      mutate(r);
+      expect(violations('overlays/ha-database', r)).toEqual(
+        expect.arrayContaining([expect.stringMatching(expected)]),
+      );
     });
   });
 
