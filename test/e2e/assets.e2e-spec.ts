@@ -113,6 +113,14 @@ describe('GET /api/plugins/:name/assets/*path', () => {
       expect(res.headers.etag).toMatch(/^"[A-Za-z0-9_-]+"$/);
     });
 
+    it('is served for its path percent-encoded as one segment, as CloudCLI requests an entry', async () => {
+      const plain = await asset('sub/nested.txt');
+      const encoded = await asset('sub%2Fnested.txt');
+      expect(encoded.status).toBe(200);
+      expect(encoded.body.equals(plain.body)).toBe(true);
+      expect((await asset('sub%2fnested.txt')).status).toBe(200);
+    });
+
     it('keeps the same ETag while the file is unchanged', async () => {
       const [a, b] = await Promise.all([asset('index.js'), asset('index.js')]);
       expect(a.headers.etag).toBe(b.headers.etag);
@@ -195,10 +203,11 @@ describe('GET /api/plugins/:name/assets/*path', () => {
       ['.%2e/.%2e/secret.txt', 'a half-encoded ..'],
       ['..%2f..%2fsecret.txt', 'an encoded slash'],
       ['..%2F..%2Fsecret.txt', 'an encoded slash in upper case'],
-      ['sub%2fnested.txt', 'an encoded slash to a real file'],
       ['..%5c..%5csecret.txt', 'an encoded backslash'],
       ['..\\..\\secret.txt', 'a raw backslash'],
       ['%2fetc%2fpasswd', 'an encoded absolute path'],
+      ['sub%2F..%2F..%2Fsecret.txt', 'an encoded slash around ..'],
+      ['sub%2Frelative-out.txt', 'an encoded slash to a symlink leading outside'],
       ['/etc/passwd', 'an absolute path'],
       ['index.js%00.png', 'an encoded NUL'],
       ['link-out.txt', 'a symlink to a file outside'],

@@ -19,6 +19,11 @@ describe('toAssetPath', () => {
     expect(toAssetPath(['.', 'a', '.', 'b.js'], url('./a/./b.js'))).toBe('a/b.js');
   });
 
+  it('takes an encoded slash as a separator (CloudCLI requests the entry as one segment)', () => {
+    expect(toAssetPath(['dist/index.js'], url('dist%2Findex.js'))).toBe('dist/index.js');
+    expect(toAssetPath(['a/b', 'c.js'], url('a%2fb/c.js'))).toBe('a/b/c.js');
+  });
+
   it('ignores the query string', () => {
     expect(toAssetPath(['a.js'], url('a.js?v=%2f'))).toBe('a.js');
   });
@@ -27,8 +32,10 @@ describe('toAssetPath', () => {
     ['a .. segment', ['..', 'manifest.json'], url('../manifest.json')],
     ['a .. segment in the middle', ['a', '..', '..', 'x'], url('a/../../x')],
     ['an encoded .. (decoded by the router)', ['..', 'x'], url('%2e%2e/x')],
-    ['an encoded slash', ['../x'], url('..%2fx')],
-    ['an encoded slash in upper case', ['a/b'], url('a%2Fb')],
+    ['an encoded slash before ..', ['../x'], url('..%2fx')],
+    ['an encoded slash after ..', ['a/../../x'], url('a%2F..%2F..%2Fx')],
+    ['an encoded absolute path', ['/etc/passwd'], url('%2Fetc%2Fpasswd')],
+    ['an encoded trailing slash', ['sub/'], url('sub%2F')],
     ['an encoded backslash', ['..\\x'], url('..%5cx')],
     ['a raw backslash', ['..\\x'], url('..\\x')],
     ['an encoded NUL', ['a\0.js'], url('a%00.js')],
