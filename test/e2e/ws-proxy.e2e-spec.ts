@@ -225,10 +225,11 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
       expect(seen.protocol).toBe('chosen-proto');
     });
 
-    it('answers portico for a bearer-subprotocol client when the plugin picks none', async () => {
+    it('answers portico for a bearer-subprotocol client when the plugin picks none; no Origin reaches the plugin', async () => {
       const c = track(
         await open(url('/plugin-ws/headers'), {
           protocols: ['portico', bearerProtocol(t.token())],
+          headers: { origin: t.baseUrl },
         }),
       );
       expect(c.ws.protocol).toBe('portico');
@@ -236,6 +237,8 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
         headers: Record<string, string>;
       };
       expect(seen.headers['sec-websocket-protocol']).toBe('portico');
+      // Portico checked the Origin; a plugin that knows no origin must not refuse the browser.
+      expect(seen.headers.origin).toBeUndefined();
     });
 
     it('strips every credential and spoofed header, and adds a verifiable identity', async () => {

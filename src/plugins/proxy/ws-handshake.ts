@@ -19,10 +19,14 @@ import { forwardableHeaders } from './forwarded-headers';
  * Not copied into the plugin's handshake: the subprotocols are offered without the bearer entry,
  * and no extension is ever negotiated, so the relay sees every message's real size (the 1009
  * limit counts what a plugin has to hold, not compressed bytes) and any RSV bit is an error.
+ * Nor is the browser's Origin: Portico has checked it already (cross-site guard), and plugins
+ * written for CloudCLI, whose host sends them no browser headers, may refuse an upgrade from an
+ * origin they do not know (a `ws` server's `verifyClient`, say).
  */
 const NOT_OFFERED: ReadonlySet<string> = new Set([
   'sec-websocket-protocol',
   'sec-websocket-extensions',
+  'origin',
 ]);
 const HEADER_VALUE_BREAK = /[\r\n]/;
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;

@@ -16,7 +16,7 @@ const BEARER = `${BEARER_SUBPROTOCOL_PREFIX}dG9rZW4`;
 
 describe('ws-handshake', () => {
   describe('upstreamHandshakeHeaders', () => {
-    it('forwards end-to-end headers, drops credentials and never offers an extension', () => {
+    it('forwards end-to-end headers, drops credentials and Origin, never offers an extension', () => {
       const headers = upstreamHandshakeHeaders(
         {
           'sec-websocket-key': 'abc==',
@@ -25,6 +25,7 @@ describe('ws-handshake', () => {
           'sec-websocket-protocol': `${BEARER}, chat`,
           authorization: 'Bearer t',
           cookie: 'portico_token=t',
+          origin: 'https://app.example.com',
           'user-agent': 'ua',
         },
         [],
