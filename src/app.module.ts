@@ -3,6 +3,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { HttpPipelineModule } from './common/http-pipeline.module';
 import { ConfigModule } from './config/config.module';
+import { EventsModule } from './events/events.module';
 import { PorticoConfig } from './config/portico-config';
 import { HealthModule } from './health/health.module';
 import { HttpDrain } from './http/http-drain';
@@ -22,6 +23,7 @@ export class AppModule {
         MetricsModule,
         AuthModule,
         PluginsModule,
+        EventsModule,
         HealthModule,
       ],
       providers: [HttpDrain],

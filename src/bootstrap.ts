@@ -11,6 +11,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AppModule } from './app.module';
 import { sendError } from './common/http-exception.filter';
 import { PorticoConfig } from './config/portico-config';
+import { AuthenticatedWsAdapter } from './events/authenticated-ws-adapter';
 import { applyHttpServerLimits } from './http/http-server-limits';
 import { isRpcPath } from './plugins/proxy/rpc-path';
 
@@ -26,6 +27,8 @@ export async function createApp(config?: PorticoConfig): Promise<INestApplicatio
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
+  // Portico's own gateways (/api/events): authenticated before the 101, beside the plugin proxy.
+  app.useWebSocketAdapter(new AuthenticatedWsAdapter(app));
   applyHttpServerLimits(
     app.getHttpServer() as Server,
     app.get(PorticoConfig),

@@ -9,10 +9,9 @@ import { SetEnabledDto } from './dto/set-enabled.dto';
 import type { ManifestDto } from './manifest/manifest.dto';
 import type { PluginDescriptor, RescanResult } from './manifest/plugin-descriptor';
 import { PluginException, PluginExceptionCode } from './shared/plugin.exception';
-import { canAccess } from './shared/plugin-access';
-import { PluginView, toPluginView } from './plugin-view';
+import type { PluginView } from './plugin-view';
+import { PluginViews } from './plugin-views.service';
 import { PluginsService } from './plugins.service';
-import { PluginSecretsService } from './secrets/plugin-secrets.service';
 import type { LogLine } from './process/log-ring-buffer';
 
 /** The management API (docs/plugin-contract.md §3); every route needs a user, mutations need `admin`. */
@@ -20,7 +19,7 @@ import type { LogLine } from './process/log-ring-buffer';
 export class PluginsController {
   public constructor(
     private readonly plugins: PluginsService,
-    private readonly secrets: PluginSecretsService,
+    private readonly views: PluginViews,
   ) {}
 
   @Get()
@@ -86,12 +85,6 @@ export class PluginsController {
   }
 
   private view(descriptor: PluginDescriptor, user: Principal): PluginView {
-    return toPluginView(descriptor, {
-      status: this.plugins.status(descriptor),
-      restarts: this.plugins.restarts(descriptor.name),
-      lastError: this.plugins.lastError(descriptor.name),
-      allowed: canAccess(descriptor, user),
-      secrets: this.secrets.list(descriptor.name),
-    });
+    return this.views.view(descriptor, user);
   }
 }

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { AssetsModule } from './assets/assets.module';
 import { ManifestModule } from './manifest/manifest.module';
 import { PluginsController } from './plugins.controller';
+import { PluginViews } from './plugin-views.service';
 import { PluginsService } from './plugins.service';
 import { ProcessModule } from './process/process.module';
 import { ProxyModule } from './proxy/proxy.module';
@@ -17,7 +18,7 @@ import { SecretsModule } from './secrets/secrets.module';
 @Module({
   imports: [ManifestModule, SecretsModule, ProcessModule, ProxyModule, AssetsModule],
   controllers: [PluginsController],
-  providers: [PluginsService],
-  exports: [PluginsService],
+  providers: [PluginsService, PluginViews],
+  exports: [PluginsService, PluginViews],
 })
 export class PluginsModule {}

@@ -39,6 +39,8 @@ export interface PluginProcessEvents {
   state: [name: PluginName, state: SupervisorState];
   /** A deliberate stop of `generation` is about to begin. */
   stopping: [name: PluginName, generation: number, willRestart: boolean];
+  /** A line of the plugin's output, redacted, as the log API keeps it. */
+  output: [name: PluginName, line: LogLine];
 }
 
 /**
@@ -149,7 +151,9 @@ export class PluginProcessManager
     // nor a process printing a value rotated away while it stops (its values are held until its
     // output ended). A line at the length limit was cut by the spawner: a secret may straddle it.
     const redacted = this.secrets.redact(name, line, line.length >= MAX_LINE_CHARS);
-    buffer.push({ time: this.clock.now(), stream, line: redacted });
+    const entry: LogLine = { time: this.clock.now(), stream, line: redacted };
+    buffer.push(entry);
+    this.emit('output', name, entry);
     if (this.logOutput)
       this.logger.debug({ plugin: name, event: 'output', stream, line: redacted });
   }

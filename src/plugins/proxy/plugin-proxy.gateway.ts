@@ -22,6 +22,7 @@ import { CROSS_SITE_REFUSED, isAmbientCredential, originVerdict } from '../../au
 import type { Principal } from '../../auth/principal';
 import { TokenVerifier } from '../../auth/token-verifier.service';
 import { PorticoConfig } from '../../config/portico-config';
+import { UpgradeRoutes } from '../../http/upgrade-routes';
 import { debugEnabled } from '../../logging/debug-enabled';
 import { redactUrl } from '../../logging/redact-url';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
@@ -72,7 +73,8 @@ class HandshakeRejection extends Error {
 /**
  * `/plugin-ws/:name`, the WebSocket proxy's upgrade router (docs/plugin-contract.md §4,
  * docs/architecture.md). It is a provider that owns the HTTP server's `upgrade` event from
- * bootstrap to shutdown, not a stock `@WebSocketGateway`: the stock adapter answers the client's
+ * bootstrap to shutdown (except the paths of Portico's own gateways, UpgradeRoutes), not a stock
+ * `@WebSocketGateway`: the stock adapter answers the client's
  * 101 itself and then parses every frame, while here the client must be authenticated and the
  * plugin's own handshake finished before the client gets its 101 (so nothing the client sends
  * right after it can be lost, and a refusal is a plain HTTP status). The router routes, drains,
@@ -114,6 +116,7 @@ export class PluginProxyGateway
     private readonly relays: RelayRegistry,
     private readonly metrics: PorticoMetrics,
     @Inject(UPSTREAM_DIALER) private readonly dialer: UpstreamDialer,
+    private readonly routes: UpgradeRoutes,
   ) {
     this.debug = debugEnabled(config.LOG_LEVEL);
   }
@@ -152,6 +155,8 @@ export class PluginProxyGateway
   }
 
   private async handleUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    // A path a Nest gateway owns (`/api/events`): its adapter answers it.
+    if (this.routes.isClaimed(req.url)) return;
     socket.on('error', () => undefined);
     const url = req.url ?? '/';
     const match = ROUTE.exec(url);

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 
 import { AuthModule } from '../../auth/auth.module';
 import { ClockModule } from '../../common/clock.module';
+import { UpgradeRoutes } from '../../http/upgrade-routes';
 import { ManifestModule } from '../manifest/manifest.module';
 import { ProcessModule } from '../process/process.module';
 import { SecretsModule } from '../secrets/secrets.module';
@@ -16,11 +17,19 @@ import { upstreamDialerProvider } from './upstream-dialer';
  * `/plugin-ws/:name` is PluginProxyGateway, the upgrade router on the HTTP server's `upgrade`
  * event, with the handshake built by ws-handshake.ts, the plugin reached through UPSTREAM_DIALER
  * and live connections kept by RelayRegistry; `/api/plugins/:name/rpc/*` is RpcProxyController.
- * It exports nothing: nothing else in the app calls into the proxy.
+ * It exports only UpgradeRoutes, where the WebSocket adapter of Portico's own gateways claims
+ * their paths (`/api/events`) so that the upgrade router leaves them alone.
  */
 @Module({
   imports: [AuthModule, ClockModule, ManifestModule, SecretsModule, ProcessModule],
   controllers: [RpcProxyController],
-  providers: [upstreamDialerProvider, PluginUpstreams, RelayRegistry, PluginProxyGateway],
+  providers: [
+    upstreamDialerProvider,
+    PluginUpstreams,
+    RelayRegistry,
+    PluginProxyGateway,
+    UpgradeRoutes,
+  ],
+  exports: [UpgradeRoutes],
 })
 export class ProxyModule {}
