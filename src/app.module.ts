@@ -3,6 +3,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AuthModule } from './auth/auth.module';
 import { HttpPipelineModule } from './common/http-pipeline.module';
 import { ConfigModule } from './config/config.module';
+import { ConsoleModule } from './console/console.module';
 import { EventsModule } from './events/events.module';
 import { PorticoConfig } from './config/portico-config';
 import { HealthModule } from './health/health.module';
@@ -24,6 +25,7 @@ export class AppModule {
         AuthModule,
         PluginsModule,
         EventsModule,
+        ConsoleModule,
         HealthModule,
       ],
       providers: [HttpDrain],

@@ -35,6 +35,7 @@ export const CONFIG_KEYS = [
   'JWT_ALLOW_NO_EXP',
   'SECRETS_KEY',
   'PLUGIN_SECRETS_DIR',
+  'PROJECTS_DIR',
   'PLUGINS_CONFIG',
   'PLUGINS_CONFIG_POLL_MS',
   'DATABASE_URL',
@@ -94,6 +95,7 @@ export function loadConfig(env: Env = process.env): PorticoConfig {
   if (config.PLUGIN_SECRETS_DIR !== undefined)
     config.PLUGIN_SECRETS_DIR = resolve(config.PLUGIN_SECRETS_DIR);
   if (config.PLUGINS_CONFIG !== undefined) config.PLUGINS_CONFIG = resolve(config.PLUGINS_CONFIG);
+  if (config.PROJECTS_DIR !== undefined) config.PROJECTS_DIR = resolve(config.PROJECTS_DIR);
 
   const missing: string[] = [];
   if (config.JWT_SECRET === undefined && config.JWT_JWKS_URL === undefined)

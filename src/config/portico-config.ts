@@ -99,6 +99,14 @@ export class PorticoConfig {
   public PLUGIN_SECRETS_DIR?: string;
 
   /**
+   * Folder whose sub-folders are the projects the console offers (one project each); the one a
+   * user picks is `context.project` for plugin frontends (the terminal starts there).
+   */
+  @IsOptional()
+  @IsString()
+  public PROJECTS_DIR?: string;
+
+  /**
    * YAML file declaring every plugin's enable flag, access roles and restart policy, shared by
    * all replicas (docs/operations.md); the management API then refuses state changes (409).
    * Unset: that state lives in DATA_DIR and is changed through the API (one replica).
