@@ -5,17 +5,23 @@
 # test/unit/deploy/dockerfile.spec.ts checks this file (no container engine runs in CI), and
 # test/e2e/pid1.e2e-spec.ts runs Portico as PID 1 under tini the way this image does.
 
-# --- build: dev dependencies and the TypeScript compiler; none of it reaches the runtime image.
+# --- build: dev dependencies, the TypeScript compiler and esbuild (the console's and the web
+# terminal's frontends); none of it reaches the runtime image.
 FROM node:22-bookworm-slim AS build
+# node-pty (the web terminal's pty) compiles its addon with node-gyp during `npm ci`.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The lockfile first, so the install layer is reused until the dependencies change.
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY console ./console
+COPY plugins ./plugins
 RUN npm run build
 COPY scripts/healthcheck.js ./scripts/healthcheck.js
-COPY plugins ./plugins
 # A bundled plugin with a package.json is built here (with its dev dependencies), then left with
 # its production dependencies only. `npm ci` needs the plugin's lockfile: builds stay reproducible.
 RUN set -eu; \
@@ -27,14 +33,18 @@ RUN set -eu; \
     done
 # What the runtime needs, in one tree. Read-only for everyone but root: the runtime user
 # (10001) can read and run it but never change it.
-RUN mkdir -p /app/scripts \
+RUN mkdir -p /app/scripts /app/console \
  && cp -R dist plugins package.json /app/ \
+ && cp -R console/dist /app/console/ \
  && cp scripts/healthcheck.js /app/scripts/ \
  && chmod -R u=rwX,go=rX /app
 
 # --- deps: production dependencies only, installed from the lockfile on the runtime's base
 # image (so any native module is built for the Node and glibc it will run with).
 FROM node:22-bookworm-slim AS deps
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \

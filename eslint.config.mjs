@@ -3,7 +3,21 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'plugins/', 'test/fixtures/', 'data/', 'coverage/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      // Plugins are plain JavaScript run by Node, except the web terminal's TypeScript frontend.
+      'plugins/*/**/*.js',
+      'plugins/*/dist/',
+      'console/dist/',
+      'console/*.js',
+      'console/dev/',
+      'test/fixtures/',
+      'data/',
+      'coverage/',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   prettier,

@@ -326,7 +326,8 @@ function filesUnder(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(join(REPO_ROOT, dir), { withFileTypes: true })) {
     const path = posix.join(dir, entry.name);
-    if (entry.name === 'node_modules') continue;
+    // Installed modules and build output (made in the image) are not sources to copy.
+    if (entry.name === 'node_modules' || entry.name === 'dist') continue;
     if (entry.isDirectory()) out.push(...filesUnder(path));
     else out.push(path);
   }
@@ -342,6 +343,8 @@ const NEVER_IN_CONTEXT = [
   '.git/HEAD',
   '.env',
   'plugins/echo/node_modules/ws/index.js',
+  'console/dist/app.js',
+  'plugins/web-terminal/dist/index.js',
 ];
 
 /**
@@ -627,7 +630,7 @@ describe('.dockerignore and the build context', () => {
       'no catch-all',
       (d) => d,
       (i) => i.replace(/^\*\n/m, ''),
-      /^dockerignore: dist\/main\.js is in the build context/,
+      /^dockerignore: data\/dev-keys\.json is in the build context/,
     ],
     [
       'node_modules allowed',

@@ -1,0 +1,296 @@
+import { FitAddon } from '@xterm/addon-fit';
+import { Terminal } from '@xterm/xterm';
+
+import { Backoff } from './backoff';
+import { closeAction } from './close-policy';
+import { ControlMessage, encodeBinaryInput, encodeControl, encodeInput } from './protocol';
+import { readToken, subprotocols, terminalUrl } from './socket-url';
+import { acquireStyles, releaseStyles } from './styles';
+import { themeFor } from './themes';
+import type { ConnectionState, PluginApi, PluginContext } from './types';
+
+/**
+ * Output xterm has not parsed yet above which the server is asked to stop reading the shell
+ * (a browser WebSocket cannot be paused), and below which it is asked to go on.
+ */
+const OUTPUT_HIGH_WATER = 1024 * 1024;
+const OUTPUT_LOW_WATER = 128 * 1024;
+/**
+ * Input is sent in messages of at most this size: a paste of any length then stays under
+ * Portico's `maxMessageBytes` (16 MiB by default; larger messages close the socket with 1009).
+ * The server writes bytes as they come, so a cut inside a UTF-8 character is harmless.
+ */
+const MAX_INPUT_MESSAGE_BYTES = 64 * 1024;
+
+/** What a test (or a curious developer) can read from a mounted terminal. */
+export interface TerminalHandle {
+  readonly container: HTMLElement;
+  readonly terminal: Terminal;
+  readonly state: ConnectionState;
+  /** The whole buffer as text: one line per terminal row, wrapped rows joined. */
+  text(): string;
+}
+
+declare global {
+  interface Window {
+    /** Every mounted terminal, in mount order (plugins/web-terminal/README.md, "Testing"). */
+    __porticoTerminals?: TerminalHandle[];
+  }
+}
+
+/** Flow-control bookkeeping for one connection. */
+interface OutputFlow {
+  pending: number;
+  paused: boolean;
+}
+
+/** One terminal in one container: xterm, its fit to the container, and its connection. */
+export class TerminalView {
+  public readonly terminal: Terminal;
+  private readonly fitAddon = new FitAddon();
+  private readonly element: HTMLDivElement;
+  private readonly backoff = new Backoff();
+  private readonly cleanups: (() => void)[] = [];
+  private readonly handle: TerminalHandle;
+  private socket: WebSocket | undefined;
+  private connectionState: ConnectionState = 'closed';
+  /** After an exit or an unexplained close: Enter starts a new session, other keys do nothing. */
+  private waitingForEnter = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private fitFrame: number | undefined;
+  private disposed = false;
+
+  public constructor(
+    private readonly container: HTMLElement,
+    private readonly api: PluginApi,
+  ) {
+    const document = container.ownerDocument;
+    acquireStyles(document);
+    this.element = document.createElement('div');
+    this.element.className = 'portico-terminal';
+    container.appendChild(this.element);
+
+    this.terminal = new Terminal({
+      cursorBlink: true,
+      fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace',
+      fontSize: 13,
+      scrollback: 5000,
+    });
+    this.applyTheme(api.context);
+    this.terminal.loadAddon(this.fitAddon);
+    this.terminal.open(this.element);
+    this.fit();
+
+    const subscriptions = [
+      this.terminal.onData((data) => this.input(data)),
+      this.terminal.onBinary((data) => this.send(encodeBinaryInput(data))),
+      this.terminal.onResize(({ cols, rows }) => this.sendControl({ type: 'resize', cols, rows })),
+    ];
+    this.cleanups.push(() => subscriptions.forEach((s) => s.dispose()));
+
+    const observer = new ResizeObserver(() => this.scheduleFit());
+    observer.observe(container);
+    this.cleanups.push(() => observer.disconnect());
+
+    // The listener's argument is not trusted to be the whole context: the getter is.
+    const unsubscribe = api.onContextChange(() => this.applyTheme(this.api.context));
+    this.cleanups.push(unsubscribe);
+
+    const currentState = (): ConnectionState => this.connectionState;
+    this.handle = {
+      container,
+      terminal: this.terminal,
+      get state() {
+        return currentState();
+      },
+      text: () => this.text(),
+    };
+    const registry = (window.__porticoTerminals ??= []);
+    registry.push(this.handle);
+
+    this.connect();
+    this.terminal.focus();
+  }
+
+  /** Closes the connection (the server ends the shell) and removes everything mount added. */
+  public dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.retryTimer);
+    if (this.fitFrame !== undefined) cancelAnimationFrame(this.fitFrame);
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+    const socket = this.socket;
+    this.socket = undefined;
+    if (socket !== undefined) {
+      socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+      socket.close(1000, 'unmounted');
+    }
+    this.terminal.dispose();
+    this.element.remove();
+    releaseStyles();
+    const registry = window.__porticoTerminals;
+    if (registry !== undefined) registry.splice(registry.indexOf(this.handle) >>> 0, 1);
+    delete this.container.dataset.terminalState;
+    delete this.container.dataset.terminalCloseCode;
+  }
+
+  private connect(): void {
+    if (this.disposed) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.waitingForEnter = false;
+    const size = { cols: this.terminal.cols, rows: this.terminal.rows };
+    const projectPath = this.api.context.project?.path;
+    let socket: WebSocket;
+    try {
+      socket = new WebSocket(
+        terminalUrl(window.location, size, projectPath),
+        subprotocols(readToken()),
+      );
+    } catch {
+      this.setState('closed');
+      this.notice('[The terminal address is invalid.]');
+      return;
+    }
+    socket.binaryType = 'arraybuffer';
+    this.socket = socket;
+    this.setState('connecting');
+    const flow: OutputFlow = { pending: 0, paused: false };
+    let answered = false;
+
+    socket.onopen = () => {
+      this.setState('open');
+      // The container may have changed size while the handshake ran.
+      this.sendControl({ type: 'resize', cols: this.terminal.cols, rows: this.terminal.rows });
+    };
+    socket.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
+      if (!answered) {
+        answered = true;
+        this.backoff.reset(); // the shell is there: the next trouble starts from a short delay
+      }
+      const bytes =
+        typeof event.data === 'string' ? encodeInput(event.data) : new Uint8Array(event.data);
+      this.output(bytes, flow);
+    };
+    socket.onclose = (event) => {
+      if (socket !== this.socket) return;
+      this.socket = undefined;
+      this.closed(event.code, event.reason);
+    };
+  }
+
+  private output(bytes: Uint8Array, flow: OutputFlow): void {
+    flow.pending += bytes.length;
+    this.terminal.write(bytes, () => {
+      flow.pending -= bytes.length;
+      if (flow.paused && flow.pending <= OUTPUT_LOW_WATER) {
+        flow.paused = false;
+        this.sendControl({ type: 'resume' });
+      }
+    });
+    if (!flow.paused && flow.pending > OUTPUT_HIGH_WATER) {
+      flow.paused = true;
+      this.sendControl({ type: 'pause' });
+    }
+  }
+
+  private closed(code: number, reason: string): void {
+    this.setState('closed');
+    this.container.dataset.terminalCloseCode = String(code);
+    const action = closeAction(code, reason);
+    switch (action.kind) {
+      case 'exited':
+        this.notice('[process exited]');
+        this.notice('[press Enter to start a new session]');
+        this.waitingForEnter = true;
+        break;
+      case 'retry':
+        this.notice('[reconnecting…]');
+        this.reconnectLater();
+        break;
+      case 'reauthenticate':
+        // connect() reads the token again; the console has refreshed it by then.
+        this.notice('[sign-in expired, reconnecting…]');
+        this.reconnectLater();
+        break;
+      case 'final':
+        this.notice(`[${action.message}]`);
+        break;
+      case 'manual':
+        this.notice(`[${action.message}]`);
+        this.notice('[press Enter to reconnect]');
+        this.waitingForEnter = true;
+        break;
+    }
+  }
+
+  private reconnectLater(): void {
+    this.retryTimer = setTimeout(() => this.connect(), this.backoff.next());
+  }
+
+  private input(data: string): void {
+    if (this.waitingForEnter) {
+      if (data.includes('\r')) this.connect();
+      return;
+    }
+    this.send(encodeInput(data));
+  }
+
+  /** Input is dropped while no session is open: it would reach a shell the user has not seen. */
+  private send(bytes: Uint8Array): void {
+    const socket = this.socket;
+    if (socket?.readyState !== WebSocket.OPEN) return;
+    for (let at = 0; at < bytes.length; at += MAX_INPUT_MESSAGE_BYTES) {
+      socket.send(bytes.subarray(at, at + MAX_INPUT_MESSAGE_BYTES));
+    }
+  }
+
+  private sendControl(message: ControlMessage): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(encodeControl(message));
+  }
+
+  private notice(text: string): void {
+    this.terminal.write(`\r\n${text}\r\n`);
+  }
+
+  private setState(state: ConnectionState): void {
+    this.connectionState = state;
+    this.container.dataset.terminalState = state;
+  }
+
+  private applyTheme(context: PluginContext | undefined): void {
+    const theme = themeFor(context?.theme);
+    this.terminal.options.theme = theme;
+    this.element.style.background = theme.background ?? '';
+  }
+
+  private scheduleFit(): void {
+    if (this.fitFrame !== undefined || this.disposed) return;
+    this.fitFrame = requestAnimationFrame(() => {
+      this.fitFrame = undefined;
+      this.fit();
+    });
+  }
+
+  /** Fits the terminal to its element; a hidden container (no size) keeps the last size. */
+  private fit(): void {
+    try {
+      this.fitAddon.fit();
+    } catch {
+      // not rendered yet: the next resize fits it
+    }
+  }
+
+  private text(): string {
+    const buffer = this.terminal.buffer.active;
+    const lines: string[] = [];
+    for (let y = 0; y < buffer.length; y++) {
+      const line = buffer.getLine(y);
+      if (line === undefined) continue;
+      const text = line.translateToString(true);
+      if (line.isWrapped && lines.length > 0) lines[lines.length - 1] += text;
+      else lines.push(text);
+    }
+    return lines.join('\n').trimEnd();
+  }
+}
