@@ -11,6 +11,9 @@ const { isAbsolute } = require('node:path');
 const { WebSocketServer } = require('ws');
 
 const { verifyIdentity } = require('./portico-identity');
+
+/** Roles that may open a shell: a shell is the host's user account. */
+const SHELL_ROLES = ['admin', 'terminal'];
 const { parseSizeParam } = require('./lib/protocol');
 const { TerminalSession } = require('./lib/terminal-session');
 
@@ -121,6 +124,14 @@ server.on('upgrade', (req, socket, head) => {
   // this plugin get one, never another local process that found the loopback port.
   const user = verifyIdentity(req.headers);
   if (user === null) return refuse(socket, 401, 'Unauthorized');
+  // Not every signed-in user gets a shell: only the roles below (on top of the plugin's access
+  // roles in Portico). Accepted, then closed with 4403, so the page can say why.
+  if (!user.roles.some((role) => SHELL_ROLES.includes(role))) {
+    wss.handleUpgrade(req, socket, head, (ws) =>
+      ws.close(4403, `a shell needs the role ${SHELL_ROLES.join(' or ')}`),
+    );
+    return;
+  }
   wss.handleUpgrade(req, socket, head, (ws) =>
     wss.emit('connection', ws, req, { user, query: url.searchParams }),
   );

@@ -228,7 +228,7 @@ describe('web-terminal plugin through Portico', () => {
 
   const openTerminal = async (query = ''): Promise<TerminalClient> => {
     const conn = await open(`${t.wsUrl}/plugin-ws/web-terminal${query}`, {
-      protocols: ['portico', bearerProtocol(t.token())],
+      protocols: ['portico', bearerProtocol(t.token({ roles: ['terminal'] }))],
     });
     clients.push(conn);
     return new TerminalClient(conn);
@@ -348,7 +348,8 @@ describe('web-terminal plugin through Portico', () => {
       const term = await openTerminal();
       const id = (await term.run(`echo "$${SESSION_MARKER}"`)).trim();
       await term.run('nohup sleep 3600 >/dev/null 2>&1 & :');
-      expect(processesOfSession(id).length).toBeGreaterThanOrEqual(2); // bash and the job
+      // bash and the job (a process in the middle of its exec shows no environment: wait).
+      await waitFor(() => processesOfSession(id).length >= 2, 5_000, 'the job to start');
       term.type('exit 3\r');
       await expect(term.conn.closed).resolves.toEqual({ code: 1000, reason: 'exited 3' });
       await waitFor(() => processesOfSession(id).length === 0, 10_000, 'the job to end');
@@ -377,6 +378,17 @@ describe('web-terminal plugin through Portico', () => {
         },
       });
       expect(forged).toMatchObject({ kind: 'rejected', status: 401 });
+    });
+
+    it('gives no shell to a user without the admin or terminal role (4403, a reason to show)', async () => {
+      const conn = await open(`${t.wsUrl}/plugin-ws/web-terminal`, {
+        protocols: ['portico', bearerProtocol(t.token({ sub: 'bob', roles: ['ops'] }))],
+      });
+      clients.push(conn);
+      expect(await conn.closed).toEqual({
+        code: 4403,
+        reason: 'a shell needs the role admin or terminal',
+      });
     });
   });
 
@@ -564,7 +576,7 @@ describe('web-terminal plugin through Portico', () => {
       await page.goto(`${t.baseUrl}/healthz`);
       // The console's way (common contract): fetch the entry with the token, import a Blob URL.
       const mountArgs = {
-        token: t.token(),
+        token: t.token({ roles: ['terminal'] }),
         entry: '/api/plugins/web-terminal/assets/dist%2Findex.js',
         projectPath: workDir,
       };
