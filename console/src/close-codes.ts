@@ -19,6 +19,11 @@ export const CLOSE_CODES: Readonly<Record<number, CloseExplanation>> = {
     reconnects: true,
     next: 'It will reconnect when Portico is back.',
   },
+  1002: {
+    what: 'the page sent something that is not valid WebSocket',
+    reconnects: true,
+    next: 'It will reconnect after a moment; reload the page if it keeps happening.',
+  },
   1006: {
     what: 'the connection was cut or refused',
     reconnects: true,
