@@ -4,6 +4,7 @@ import xtermCss from '@xterm/xterm/css/xterm.css';
 const OWN_CSS = `
 .portico-terminal { box-sizing: border-box; width: 100%; height: 100%; min-height: 240px; padding: 4px; }
 .portico-terminal .xterm { height: 100%; }
+.portico-terminal .xterm .xterm-viewport { background-color: transparent; }
 `;
 
 let style: HTMLStyleElement | undefined;
