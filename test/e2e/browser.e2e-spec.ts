@@ -1,28 +1,12 @@
-import { existsSync } from 'node:fs';
 import { createServer, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
 import { TOKEN_COOKIE } from '../../src/auth/credential-extractor';
+import { browserDescribe, launchChromium } from '../helpers/browser';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TestApp } from '../helpers/test-app';
-
-/** Debian's chromium (`.ci/run` installs it); never a browser downloaded by a test tool. */
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-// Without chromium the suite is skipped locally, but fails in CI, where it must run.
-const suite = existsSync(CHROMIUM) || process.env.CI !== undefined ? describe : describe.skip;
 
 interface BurstResult {
   protocol: string;
@@ -35,7 +19,7 @@ interface BurstResult {
  * A real browser against the real host: the bundled echo plugin's page, the browser-usable
  * credential forms (cookie, bearer subprotocol) and the cross-site WebSocket hijacking guard.
  */
-suite('in a browser (Chromium)', () => {
+browserDescribe('in a browser (Chromium)', () => {
   let t: TestApp;
   let plugins: ReturnType<typeof pluginsDirWith>;
   let browser: Browser;
@@ -46,7 +30,7 @@ suite('in a browser (Chromium)', () => {
   beforeAll(async () => {
     plugins = pluginsDirWith(['bundled:echo']);
     t = await startTestApp({ pluginsDir: plugins.dir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
     otherOrigin = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end('<!doctype html><title>elsewhere</title>');

@@ -6,7 +6,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -18,13 +17,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 
-import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import type { RawData } from 'ws';
 
 import { http } from '../helpers/http-client';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TestApp } from '../helpers/test-app';
+import { browserDescribe, launchChromium } from '../helpers/browser';
 import { waitFor } from '../helpers/wait';
 import { connect, open, WsConnection } from '../helpers/ws-client';
 
@@ -36,20 +35,6 @@ const RSS_GROWTH_LIMIT = 64 * MIB;
 const STALL_MS = 2000;
 /** Variable the plugin sets in every session's environment (lib/session-processes.js). */
 const SESSION_MARKER = 'PORTICO_TERMINAL_SESSION';
-
-/** Debian's chromium; never a browser downloaded by a test tool (test/e2e/browser.e2e-spec.ts). */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const browserSuite =
-  existsSync(CHROMIUM) || process.env.CI !== undefined ? describe : describe.skip;
 
 interface Health {
   ok: boolean;
@@ -531,16 +516,12 @@ describe('web-terminal plugin through Portico', () => {
     }, 40_000);
   });
 
-  browserSuite('its frontend in Chromium', () => {
+  browserDescribe('its frontend in Chromium', () => {
     let browser: Browser;
     let page: Page;
 
     beforeAll(async () => {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: CHROMIUM_FLAGS,
-        headless: true,
-      });
+      browser = await launchChromium();
     }, 60_000);
 
     afterAll(async () => {
