@@ -1,5 +1,7 @@
 'use strict';
-// Terminal — a shell per WebSocket, for Portico (README.md describes the protocol).
+// Terminal — a shell per session, for Portico (README.md describes the protocol). A session
+// starts with a WebSocket and survives its socket for a grace period, so a client that comes
+// back (a refreshed token, a network blip) re-attaches to the same shell.
 //
 // Contract (docs/plugin-contract.md §2): listen on 127.0.0.1 port 0, print one line
 // `{"ready":true,"port":N}` on stdout. WebSocket at /ws (clients reach it as
@@ -14,7 +16,13 @@ const { verifyIdentity } = require('./portico-identity');
 
 /** Roles that may open a shell: a shell is the host's user account. */
 const SHELL_ROLES = ['admin', 'terminal'];
-const { parseSizeParam } = require('./lib/protocol');
+const {
+  encodeControl,
+  parseDetachParam,
+  parseSessionParam,
+  parseSizeParam,
+} = require('./lib/protocol');
+const { SessionRegistry } = require('./lib/session-registry');
 const { TerminalSession } = require('./lib/terminal-session');
 
 const DEFAULT_COLS = 80;
@@ -23,6 +31,16 @@ const DEFAULT_ROWS = 24;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** How long a stopping server lets shells answer SIGHUP before the final SIGKILL. */
 const SHUTDOWN_GRACE_MS = 500;
+/**
+ * How long a session whose socket closed keeps its shell for a client to re-attach: long enough
+ * for the console to refresh an expired token or for a network blip to pass. A connection may
+ * ask for less (`detachMs`, at least MIN_DETACH_MS), never for more.
+ */
+const DETACH_GRACE_MS = 60_000;
+const MIN_DETACH_MS = 1000;
+/** Detached sessions kept per user and in all; beyond, the one detached longest ago ends. */
+const MAX_DETACHED_PER_USER = 8;
+const MAX_DETACHED = 64;
 
 function log(event, fields = {}) {
   console.log(JSON.stringify({ event, ...fields }));
@@ -64,6 +82,10 @@ function workingDirectory(requested) {
 
 /** @type {Set<TerminalSession>} sessions not yet fully ended (their leftovers not yet killed) */
 const sessions = new Set();
+const registry = new SessionRegistry({
+  maxDetachedPerUser: MAX_DETACHED_PER_USER,
+  maxDetached: MAX_DETACHED,
+});
 let stopping = false;
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES });
@@ -72,17 +94,38 @@ wss.on('error', (err) => logError('wss', err));
 wss.on('connection', (ws, req, { user, query }) => {
   // One client's bad frame (invalid UTF-8, oversized) ends its own socket, never the process.
   ws.on('error', (err) => logError('ws', err));
-  const session = new TerminalSession(ws, {
+  const param = (name) => query.get(name) ?? undefined;
+  const cols = parseSizeParam(param('cols'));
+  const rows = parseSizeParam(param('rows'));
+  const attachment = {
+    cols,
+    rows,
+    detachMs:
+      parseDetachParam(param('detachMs'), MIN_DETACH_MS, DETACH_GRACE_MS) ?? DETACH_GRACE_MS,
+  };
+  if (query.has('session')) {
+    // Only the user who started a session gets it back; anyone else hears "unknown".
+    const claimed = registry.claim(parseSessionParam(param('session')), user.id);
+    if ('session' in claimed) {
+      claimed.session.attach(ws, attachment);
+      return;
+    }
+    ws.send(encodeControl({ type: 'session-new', reason: claimed.reason }));
+  }
+  const session = new TerminalSession({
     shell: SHELL,
-    cwd: workingDirectory(query.get('cwd') ?? undefined),
-    cols: parseSizeParam(query.get('cols') ?? undefined) ?? DEFAULT_COLS,
-    rows: parseSizeParam(query.get('rows') ?? undefined) ?? DEFAULT_ROWS,
+    cwd: workingDirectory(param('cwd')),
+    cols: cols ?? DEFAULT_COLS,
+    rows: rows ?? DEFAULT_ROWS,
     user: user.id,
     log,
+    onEnd: (ending) => registry.forget(ending),
+    onDetach: (detached) => registry.enforceLimits(detached),
     onEnded: (ended) => sessions.delete(ended),
   });
   sessions.add(session);
-  session.start();
+  registry.add(session);
+  session.start(ws, attachment);
 });
 
 function json(res, status, body) {
@@ -90,15 +133,21 @@ function json(res, status, body) {
   res.end(JSON.stringify(body));
 }
 
-/** Counts for operators and tests: how many shells run and how many wait for a slow client. */
+/**
+ * Counts for operators and tests: how many shells run, how many wait for a client to re-attach,
+ * how many are not read (slow or absent client), and the bytes waiting in each direction.
+ */
 function health() {
   const live = [...sessions].filter((s) => !s.ended);
+  const detached = live.filter((s) => s.detached);
   return {
     ok: true,
     pid: process.pid,
     sessions: live.length,
+    detachedSessions: detached.length,
     pausedSessions: live.filter((s) => s.paused).length,
     bufferedBytes: live.reduce((sum, s) => sum + s.bufferedAmount, 0),
+    heldBytes: live.reduce((sum, s) => sum + s.heldBytes, 0),
     queuedInputBytes: live.reduce((sum, s) => sum + s.queuedInputBytes, 0),
   };
 }
@@ -142,8 +191,9 @@ server.listen(0, '127.0.0.1', () => {
   log('listening', { shell: SHELL });
 });
 
-// Portico stops a plugin with SIGTERM (SIGKILL 5 s later): close every session with 1001, hang
-// up on the shells, kill what is left, exit 0.
+// Portico stops a plugin with SIGTERM (SIGKILL 5 s later): close every session with 1001 (the
+// detached ones too: the next process knows none of their ids), hang up on the shells, kill
+// what is left, exit 0.
 function stop() {
   if (stopping) return;
   stopping = true;

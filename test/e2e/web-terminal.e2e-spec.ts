@@ -40,10 +40,20 @@ interface Health {
   ok: boolean;
   pid: number;
   sessions: number;
+  detachedSessions: number;
   pausedSessions: number;
   bufferedBytes: number;
+  heldBytes: number;
   queuedInputBytes: number;
 }
+
+/** A control message from the server (NUL + JSON in a text frame). */
+type ServerControl =
+  | { type: 'session'; id: string; resumed: boolean }
+  | { type: 'session-new'; reason: 'expired' | 'unknown' };
+
+/** The shape of a session id: base64url of 16 random bytes. */
+const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 
 function bearerProtocol(token: string): string {
   return `base64url.bearer.authorization.portico.${Buffer.from(token).toString('base64url')}`;
@@ -102,10 +112,31 @@ class TerminalClient {
   private readonly decoder = new StringDecoder('utf8');
   /** Called with each new piece of output and the index where it starts. */
   private readonly watchers = new Set<(piece: string, at: number) => void>();
+  /** The server's control messages, in order (they are not output). */
+  public readonly controls: ServerControl[] = [];
 
   public constructor(public readonly conn: WsConnection) {
-    for (const m of conn.received) this.append(this.decoder.write(m.data));
-    conn.ws.on('message', (data: RawData) => this.append(this.decoder.write(toBuffer(data))));
+    for (const m of conn.received) this.receive(m.data, m.isBinary);
+    conn.ws.on('message', (data: RawData, isBinary: boolean) =>
+      this.receive(toBuffer(data), isBinary),
+    );
+  }
+
+  /** The `session` message: the id of the session this socket is attached to. */
+  public async session(): Promise<{ id: string; resumed: boolean }> {
+    await waitFor(() => this.controls.some((c) => c.type === 'session'), 10_000, 'a session id');
+    const found = this.controls.find((c) => c.type === 'session');
+    if (found?.type !== 'session') throw new Error('no session message');
+    return { id: found.id, resumed: found.resumed };
+  }
+
+  /** Ends the session (the shell and its jobs) instead of leaving it detached, and waits. */
+  public async end(): Promise<{ code: number; reason: string }> {
+    if (this.conn.ws.readyState === this.conn.ws.OPEN) {
+      this.control({ type: 'end' });
+      this.conn.ws.close(1000, 'test done');
+    }
+    return this.conn.closed;
   }
 
   /** Everything received so far. */
@@ -172,6 +203,14 @@ class TerminalClient {
     return this.output.slice(start, end - `E1-${id}`.length);
   }
 
+  private receive(data: Buffer, isBinary: boolean): void {
+    if (!isBinary && data[0] === 0) {
+      this.controls.push(JSON.parse(data.subarray(1).toString('utf8')) as ServerControl);
+      return;
+    }
+    this.append(this.decoder.write(data));
+  }
+
   private append(piece: string): void {
     if (piece.length === 0) return;
     const at = this.length;
@@ -209,14 +248,20 @@ describe('web-terminal plugin through Portico', () => {
   let t: TestApp;
   let plugins: ReturnType<typeof pluginsDirWith>;
   let workDir: string;
-  const clients: WsConnection[] = [];
+  const clients: TerminalClient[] = [];
 
-  const openTerminal = async (query = ''): Promise<TerminalClient> => {
+  /** A terminal for `sub` (alice unless given), with a token valid for an hour unless given. */
+  const openTerminal = async (
+    query = '',
+    options: { sub?: string; token?: string } = {},
+  ): Promise<TerminalClient> => {
+    const token = options.token ?? t.token({ sub: options.sub ?? 'alice', roles: ['terminal'] });
     const conn = await open(`${t.wsUrl}/plugin-ws/web-terminal${query}`, {
-      protocols: ['portico', bearerProtocol(t.token({ roles: ['terminal'] }))],
+      protocols: ['portico', bearerProtocol(token)],
     });
-    clients.push(conn);
-    return new TerminalClient(conn);
+    const client = new TerminalClient(conn);
+    clients.push(client);
+    return client;
   };
 
   const health = async (): Promise<Health> => {
@@ -248,8 +293,25 @@ describe('web-terminal plugin through Portico', () => {
     await waitUntilRunning();
   }, 60_000);
 
-  afterEach(() => {
-    for (const c of clients.splice(0)) c.ws.terminate();
+  /** The plugin's log lines (admins read them through Portico). */
+  const pluginLog = async (): Promise<string[]> => {
+    const res = await http(t.baseUrl, 'GET', '/api/plugins/web-terminal/logs?tail=1000', {
+      token: t.adminToken(),
+    });
+    return (res.json as { lines: { line: string }[] }).lines.map((l) => l.line);
+  };
+
+  // A session whose socket merely closes waits a minute for its client: each test's sessions are
+  // ended for good (the `end` message), so that none outlives its test.
+  afterEach(async () => {
+    const remaining = clients.splice(0);
+    await Promise.all(
+      remaining.map((c) =>
+        Promise.race([c.end(), new Promise((r) => setTimeout(r, 2000))]).finally(() =>
+          c.conn.ws.terminate(),
+        ),
+      ),
+    );
   });
 
   afterAll(async () => {
@@ -286,7 +348,7 @@ describe('web-terminal plugin through Portico', () => {
       ]) {
         const term = await openTerminal(query);
         expect(await term.run('stty size')).toBe(`${size}\r\n`);
-        term.conn.ws.terminate();
+        await term.end();
       }
     });
 
@@ -341,12 +403,7 @@ describe('web-terminal plugin through Portico', () => {
     });
 
     it('refuses a connection that did not come through Portico (no signed identity)', async () => {
-      const admin = t.adminToken();
-      const logs = await http(t.baseUrl, 'GET', '/api/plugins/web-terminal/logs?tail=1000', {
-        token: admin,
-      });
-      const lines = (logs.json as { lines: { line: string }[] }).lines.map((l) => l.line);
-      const port = lines
+      const port = (await pluginLog())
         .map((line) => /"ready":true,"port":(\d+)/.exec(line)?.[1])
         .find((p) => p !== undefined);
       expect(port).toBeDefined();
@@ -369,7 +426,7 @@ describe('web-terminal plugin through Portico', () => {
       const conn = await open(`${t.wsUrl}/plugin-ws/web-terminal`, {
         protocols: ['portico', bearerProtocol(t.token({ sub: 'bob', roles: ['ops'] }))],
       });
-      clients.push(conn);
+      clients.push(new TerminalClient(conn));
       expect(await conn.closed).toEqual({
         code: 4403,
         reason: 'a shell needs the role admin or terminal',
@@ -443,25 +500,20 @@ describe('web-terminal plugin through Portico', () => {
       expect(term.output.slice(ready, done)).toContain(`${expected}  -`);
     }, 60_000);
 
-    it('stops reading the shell while the client does not read, then delivers all 20 MiB', async () => {
-      // 20 MiB of base64 (no newline, no `_`): what arrives between the markers is the file.
-      const content = randomBytes(15 * MIB).toString('base64');
-      expect(content.length).toBe(20 * MIB);
-      const file = join(workDir, 'big.txt');
-      writeFileSync(file, content);
-
+    it('stops reading the shell while the client does not read: memory stays bounded', async () => {
+      // An endless producer: the kernel's socket buffers on the way (up to tens of MiB each on
+      // loopback, tcp_rmem/tcp_wmem) fill whatever their size, and then only the plugin's flow
+      // control stands between the shell and the plugin's memory.
       const term = await openTerminal();
       await term.run('stty -echo');
       const { pid } = await health();
       const before = rssBytes(pid);
-
-      const id = randomBytes(6).toString('hex');
-      term.type(`printf '%s\\n' "_S$((1))_${id}"; cat ${file}; printf '%s\\n' "_E$((1))_${id}"\r`);
+      term.type('base64 -w 76 /dev/urandom\r');
       term.conn.ws.pause();
 
       await waitFor(
         async () => (await health()).pausedSessions === 1,
-        20_000,
+        60_000,
         'the plugin to stop reading the pty',
       );
       let peak = before;
@@ -472,7 +524,25 @@ describe('web-terminal plugin through Portico', () => {
       expect(stalled.pausedSessions).toBe(1);
       expect(stalled.bufferedBytes).toBeLessThan(2 * MIB);
       expect(peak - before).toBeLessThan(RSS_GROWTH_LIMIT);
+      // Not drained: the session (and its producer) ends here.
+      term.control({ type: 'end' });
+      term.conn.ws.terminate();
+      await waitFor(async () => (await health()).sessions === 0, 10_000, 'the session to end');
+    }, 120_000);
 
+    it('delivers all of a 20 MiB cat, byte-exact, to a client that paused and resumed', async () => {
+      // 20 MiB of base64 (no newline, no `_`): what arrives between the markers is the file.
+      const content = randomBytes(15 * MIB).toString('base64');
+      expect(content.length).toBe(20 * MIB);
+      const file = join(workDir, 'big.txt');
+      writeFileSync(file, content);
+
+      const term = await openTerminal();
+      await term.run('stty -echo');
+      const id = randomBytes(6).toString('hex');
+      term.type(`printf '%s\\n' "_S$((1))_${id}"; cat ${file}; printf '%s\\n' "_E$((1))_${id}"\r`);
+      term.conn.ws.pause();
+      await observe(STALL_MS, () => undefined);
       term.conn.ws.resume();
       const start = await term.until(`_S1_${id}\r\n`, 0, 30_000);
       const end = await term.until(`_E1_${id}`, start, 60_000);
@@ -484,7 +554,7 @@ describe('web-terminal plugin through Portico', () => {
   });
 
   describe('ending a session', () => {
-    it('kills the shell and everything it started when the socket closes', async () => {
+    it('kills the shell and everything it started when the client ends the session', async () => {
       const term = await openTerminal();
       const id = (await term.run(`echo "$${SESSION_MARKER}"`)).trim();
       expect(id).toMatch(/^[0-9a-f]{24}$/);
@@ -496,8 +566,8 @@ describe('web-terminal plugin through Portico', () => {
         10_000,
         'the shell and its three jobs',
       );
-      term.conn.ws.close(1000, 'tab closed');
-      await term.conn.closed;
+      term.control({ type: 'end' });
+      expect(await term.conn.closed).toEqual({ code: 1000, reason: 'session ended' });
       await waitFor(() => processesOfSession(id).length === 0, 10_000, 'every process to end');
     });
 
@@ -514,6 +584,238 @@ describe('web-terminal plugin through Portico', () => {
       const again = await openTerminal();
       expect(await again.run('echo ok')).toBe('ok\r\n');
     }, 40_000);
+  });
+
+  describe('sessions that survive their socket', () => {
+    /** A word to find in the output, different in every test. */
+    const word = (): string => randomBytes(6).toString('hex');
+
+    const untilDetached = (count: number): Promise<true> =>
+      waitFor(
+        async () => (await health()).detachedSessions === count,
+        10_000,
+        `${count} detached session(s)`,
+      );
+
+    it('keeps the shell when the socket drops and replays what it printed meanwhile', async () => {
+      const term = await openTerminal();
+      const { id, resumed } = await term.session();
+      expect(id).toMatch(SESSION_ID);
+      expect(resumed).toBe(false);
+      const rand = word();
+      const marker = (await term.run(`export FOO=bar-${rand}; echo "$${SESSION_MARKER}"`)).trim();
+      // Printed after the socket is gone: the arithmetic keeps the typed line apart.
+      await term.run(`(sleep 2; printf '%s\\n' "late-$((1))-${rand}") & :`);
+      term.conn.ws.terminate(); // no close frame: a network blip (the plugin sees 1006)
+      await untilDetached(1);
+      await waitFor(async () => (await health()).heldBytes > 0, 10_000, 'output while detached');
+      expect(processesOfSession(marker).length).toBeGreaterThanOrEqual(1); // the shell runs on
+
+      const again = await openTerminal(`?session=${id}&cols=100&rows=30`);
+      expect(await again.session()).toEqual({ id, resumed: true });
+      await again.until(`late-1-${rand}\r\n`);
+      expect(await again.run('echo "$FOO"')).toBe(`bar-${rand}\r\n`);
+      expect(await again.run(`echo "$${SESSION_MARKER}"`)).toBe(`${marker}\r\n`);
+      expect(await again.run('stty size')).toBe('30 100\r\n'); // the size of the new client
+      expect(again.controls.some((c) => c.type === 'session-new')).toBe(false);
+      expect((await health()).detachedSessions).toBe(0);
+    });
+
+    it('re-attaches with a fresh token after Portico closed the socket with 4401', async () => {
+      // Portico ends a socket 30 s (its clock tolerance) after the token's `exp`: a token that
+      // expired 27 s ago is accepted and closed about 3 s later.
+      const expiring = t.token({ sub: 'alice', roles: ['terminal'], expiresInSeconds: -27 });
+      const term = await openTerminal('', { token: expiring });
+      const { id } = await term.session();
+      const rand = word();
+      await term.run(`export FOO=bar-${rand}`);
+      const started = Date.now();
+      expect(await term.conn.closed).toEqual({ code: 4401, reason: 'token expired' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+
+      const again = await openTerminal(`?session=${id}`); // a fresh token, as the console gets
+      expect(await again.session()).toEqual({ id, resumed: true });
+      expect(await again.run('echo "$FOO"')).toBe(`bar-${rand}\r\n`);
+    }, 30_000);
+
+    it("never attaches another user's shell, and answers as for an id it never gave out", async () => {
+      const alice = await openTerminal();
+      const { id } = await alice.session();
+      const rand = word();
+      await alice.run(`export FOO=bar-${rand}`);
+
+      const bob = await openTerminal(`?session=${id}`, { sub: 'bob' });
+      const bobs = await bob.session();
+      expect(bob.controls[0]).toEqual({ type: 'session-new', reason: 'unknown' });
+      expect(bobs.resumed).toBe(false);
+      expect(bobs.id).not.toBe(id);
+      expect(await bob.run('echo "[$FOO]"')).toBe('[]\r\n');
+
+      // The same answer for an id nobody was given, and for one that is not an id at all.
+      for (const other of [randomBytes(16).toString('base64url'), 'not-an-id', '']) {
+        const stranger = await openTerminal(`?session=${encodeURIComponent(other)}`);
+        await stranger.session();
+        expect(stranger.controls[0]).toEqual({ type: 'session-new', reason: 'unknown' });
+        await stranger.end();
+      }
+      // Alice's shell is still hers, attached, untouched.
+      expect(alice.conn.ws.readyState).toBe(alice.conn.ws.OPEN);
+      expect(await alice.run('echo "$FOO"')).toBe(`bar-${rand}\r\n`);
+    });
+
+    it('hands the session to a second attach of the same user and closes the first with 4409', async () => {
+      const first = await openTerminal();
+      const { id } = await first.session();
+      const rand = word();
+      await first.run(`export FOO=bar-${rand}`);
+      const second = await openTerminal(`?session=${id}`);
+      expect(await second.session()).toEqual({ id, resumed: true });
+      expect(await first.conn.closed).toEqual({ code: 4409, reason: 'attached elsewhere' });
+      expect(await second.run('echo "$FOO"')).toBe(`bar-${rand}\r\n`);
+      expect((await health()).sessions).toBe(1);
+    });
+
+    it('ends every process of the session when the grace period runs out', async () => {
+      const term = await openTerminal('?detachMs=1000');
+      const { id } = await term.session();
+      const marker = (await term.run(`echo "$${SESSION_MARKER}"`)).trim();
+      await term.run(
+        'sleep 3600 & nohup sleep 3601 >/dev/null 2>&1 & setsid sleep 3602 >/dev/null 2>&1 & :',
+      );
+      await waitFor(
+        () => processesOfSession(marker).length >= 4,
+        10_000,
+        'the shell and its three jobs',
+      );
+      term.conn.ws.close(4000, 'tab reloading');
+      await untilDetached(1);
+      await waitFor(() => processesOfSession(marker).length === 0, 10_000, 'every process to end');
+      expect((await health()).detachedSessions).toBe(0);
+      const log = await pluginLog();
+      expect(log.some((l) => l.includes(`"session":"${marker}","reason":"detach expired"`))).toBe(
+        true,
+      );
+      expect(log.some((l) => l.includes(`"session":"${marker}","code":4000,"graceMs":1000`))).toBe(
+        true,
+      );
+
+      // Its user comes back too late: a new shell, and word that the old one ended.
+      const late = await openTerminal(`?session=${id}`);
+      const fresh = await late.session();
+      expect(late.controls[0]).toEqual({ type: 'session-new', reason: 'expired' });
+      expect(fresh.id).not.toBe(id);
+    });
+
+    it('lets a connection shorten the grace period, never lengthen it', async () => {
+      const graceOf = async (marker: string): Promise<string> =>
+        waitFor(
+          async () =>
+            (await pluginLog())
+              .map((l) => new RegExp(`"session":"${marker}","code":\\d+,"graceMs":(\\d+)`).exec(l))
+              .find((m) => m !== null)?.[1],
+          10_000,
+          'the session_detached line',
+        );
+      const graces: string[] = [];
+      for (const detachMs of ['1', '999999999', 'soon']) {
+        const term = await openTerminal(`?detachMs=${detachMs}`);
+        const { id } = await term.session();
+        const marker = (await term.run(`echo "$${SESSION_MARKER}"`)).trim();
+        term.conn.ws.terminate();
+        const grace = await graceOf(marker);
+        graces.push(grace);
+        if (grace === '1000') {
+          await waitFor(() => processesOfSession(marker).length === 0, 10_000, 'the end');
+        } else {
+          const again = await openTerminal(`?session=${id}`);
+          expect(await again.session()).toEqual({ id, resumed: true });
+          await again.end();
+        }
+      }
+      expect(graces).toEqual(['1000', '60000', '60000']);
+    });
+
+    it('ends with the shell: exit closes 1000, and its id is no longer attached to', async () => {
+      const term = await openTerminal();
+      const { id } = await term.session();
+      term.type('exit 3\r');
+      expect(await term.conn.closed).toEqual({ code: 1000, reason: 'exited 3' });
+      const again = await openTerminal(`?session=${id}`);
+      await again.session();
+      expect(again.controls[0]).toEqual({ type: 'session-new', reason: 'expired' });
+      expect(await again.run('echo "[$FOO]"')).toBe('[]\r\n');
+      // Another user asking for that ended id hears "unknown", as for any id not theirs.
+      const bob = await openTerminal(`?session=${id}`, { sub: 'bob' });
+      await bob.session();
+      expect(bob.controls[0]).toEqual({ type: 'session-new', reason: 'unknown' });
+    });
+
+    it('ends the oldest detached session beyond 8 of one user', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 9; i++) {
+        const term = await openTerminal('', { sub: 'carol' });
+        ids.push((await term.session()).id);
+        term.conn.ws.terminate();
+        if (i < 8) await untilDetached(i + 1);
+      }
+      // The first one went when the ninth detached; the other eight wait.
+      await waitFor(
+        async () =>
+          (await pluginLog()).some((l) =>
+            l.includes('"reason":"too many detached sessions for this user"'),
+          ),
+        10_000,
+        'the oldest session to end',
+      );
+      expect((await health()).detachedSessions).toBe(8);
+      const first = await openTerminal(`?session=${ids[0]}`, { sub: 'carol' });
+      await first.session();
+      expect(first.controls[0]).toEqual({ type: 'session-new', reason: 'expired' });
+      for (const id of ids.slice(1)) {
+        const back = await openTerminal(`?session=${id}`, { sub: 'carol' });
+        expect(await back.session()).toEqual({ id, resumed: true });
+      }
+      expect((await health()).detachedSessions).toBe(0);
+    }, 60_000);
+
+    it('holds at most 1 MiB of output while detached, then delivers all of it in order', async () => {
+      // 3 MiB of base64 (no newline, no `_`): what arrives between the markers is the file.
+      const content = randomBytes(3 * 0.75 * MIB).toString('base64');
+      const file = join(workDir, 'detached.txt');
+      writeFileSync(file, content);
+      const term = await openTerminal();
+      const { id } = await term.session();
+      await term.run('stty -echo');
+      const rand = word();
+      term.type(
+        `printf '%s\\n' "_R$((1))_${rand}"; sleep 2; ` +
+          `printf '%s\\n' "_S$((1))_${rand}"; cat ${file}; printf '%s\\n' "_E$((1))_${rand}"\r`,
+      );
+      await term.until(`_R1_${rand}`); // the shell has the line
+      term.conn.ws.terminate(); // before `sleep 2` ends: all of the output comes while detached
+      await untilDetached(1);
+      await waitFor(
+        async () => (await health()).pausedSessions === 1,
+        20_000,
+        'the plugin to stop reading the pty',
+      );
+      // Paused, the plugin holds what it has; a few looks over half a second see no growth.
+      const held: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        held.push((await health()).heldBytes);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(Math.min(...held)).toBeGreaterThan(MIB - 64 * 1024);
+      expect(Math.max(...held)).toBeLessThanOrEqual(MIB);
+
+      const again = await openTerminal(`?session=${id}`);
+      const start = await again.until(`_S1_${rand}\r\n`, 0, 30_000);
+      const end = await again.until(`_E1_${rand}`, start, 30_000);
+      const received = again.output.slice(start, end - `_E1_${rand}`.length);
+      expect(received.length).toBe(content.length);
+      expect(received === content).toBe(true);
+      expect((await health()).pausedSessions).toBe(0);
+    }, 60_000);
   });
 
   browserDescribe('its frontend in Chromium', () => {
@@ -553,17 +855,28 @@ describe('web-terminal plugin through Portico', () => {
         { timeout: 10_000 },
       );
 
-    it('mounts, runs commands, fits its container, follows the theme, restarts and unmounts', async () => {
+    /** Mounts the bundle in `#terminal` as the console does, with `token` in localStorage. */
+    const mountTerminal = async (token: string): Promise<void> => {
       await page.goto(`${t.baseUrl}/healthz`);
       // The console's way (common contract): fetch the entry with the token, import a Blob URL.
       const mountArgs = {
-        token: t.token({ roles: ['terminal'] }),
+        token,
         entry: '/api/plugins/web-terminal/assets/dist%2Findex.js',
         projectPath: workDir,
       };
       await page.evaluate(`(${MOUNT_SCRIPT})(${JSON.stringify(mountArgs)})`);
-      const container = page.locator('#terminal');
       await page.locator('#terminal[data-terminal-state="open"]').waitFor({ timeout: 10_000 });
+    };
+
+    /** Types `command` into the terminal, key by key as a user would, and presses Enter. */
+    const typeLine = async (command: string): Promise<void> => {
+      await page.keyboard.type(command);
+      await page.keyboard.press('Enter');
+    };
+
+    it('mounts, runs commands, fits its container, follows the theme, restarts and unmounts', async () => {
+      await mountTerminal(t.token({ roles: ['terminal'] }));
+      const container = page.locator('#terminal');
       expect(await page.locator('style[data-portico="web-terminal"]').count()).toBe(1);
 
       await page.keyboard.type('echo browser-$((6*7)); pwd -P');
@@ -619,6 +932,8 @@ describe('web-terminal plugin through Portico', () => {
       await page.keyboard.type('echo again-$((1+1))');
       await page.keyboard.press('Enter');
       await waitForText('again-2');
+      // It asked for no session: had it asked for the exited one, the server would have said so.
+      expect(await terminalText()).not.toContain('[new session');
 
       await inPage((g) => g.unmountTerminal());
       expect(await page.locator('style[data-portico="web-terminal"]').count()).toBe(0);
@@ -627,6 +942,60 @@ describe('web-terminal plugin through Portico', () => {
       expect(await page.locator('#terminal .xterm').count()).toBe(0);
       await waitFor(async () => (await health()).sessions === 0, 10_000, 'the session to end');
     }, 60_000);
+
+    it('keeps its shell and its screen across a token expiry (4401, then a fresh token)', async () => {
+      // Closed by Portico about 3 s from now (30 s of clock tolerance after an `exp` 27 s ago).
+      await mountTerminal(t.token({ roles: ['terminal'], expiresInSeconds: -27 }));
+      const rand = randomBytes(6).toString('hex');
+      await typeLine(`export FOO=bar-${rand}; echo set-$((6*7))`);
+      await waitForText('set-42');
+      // The console refreshes the token; the terminal reads it again for its next connection.
+      await page.evaluate(
+        (token) => (globalThis as unknown as PageGlobals).localStorage.setItem('auth-token', token),
+        t.token({ roles: ['terminal'] }),
+      );
+      await page
+        .locator('#terminal[data-terminal-close-code="4401"][data-terminal-state="open"]')
+        .waitFor({ timeout: 15_000 });
+      await typeLine('echo "foo=$FOO"');
+      await waitForText(`foo=bar-${rand}`);
+      const text = await terminalText();
+      expect(text).toContain('[sign-in expired, reconnecting…]');
+      expect(text).toContain('set-42'); // the screen was kept
+      expect(text).not.toContain('[new session');
+      expect((await health()).sessions).toBe(1);
+      await inPage((g) => g.unmountTerminal());
+      await waitFor(async () => (await health()).sessions === 0, 10_000, 'the session to end');
+    }, 30_000);
+
+    it('ends its shell when the page goes away, without waiting for the grace period', async () => {
+      await mountTerminal(t.token({ roles: ['terminal'] }));
+      await typeLine(`echo "marker=$${SESSION_MARKER}"`);
+      await waitForText('marker=');
+      const marker = /marker=([0-9a-f]{24})/.exec(await terminalText())?.[1];
+      expect(marker).toBeDefined();
+      await page.goto(`${t.baseUrl}/healthz`); // pagehide: the page cannot come back to it
+      await waitFor(async () => (await health()).sessions === 0, 5_000, 'the session to end');
+      const ended = `"session":"${marker}","reason":"ended by the client"`;
+      expect((await pluginLog()).some((l) => l.includes(ended))).toBe(true);
+    });
+
+    it('says so when a plugin restart ended its shell, and goes on in a new one', async () => {
+      await mountTerminal(t.token({ roles: ['terminal'] }));
+      const rand = randomBytes(6).toString('hex');
+      await typeLine(`export FOO=bar-${rand}; echo set-$((6*7))`);
+      await waitForText('set-42');
+      const res = await http(t.baseUrl, 'POST', '/api/plugins/web-terminal/restart', {
+        token: t.adminToken(),
+      });
+      expect(res.status).toBe(202);
+      await waitForText('[new session: the previous one ended]');
+      await page.locator('#terminal[data-terminal-state="open"]').waitFor({ timeout: 20_000 });
+      await typeLine('echo "foo=[$FOO]"');
+      await waitForText('foo=[]');
+      await inPage((g) => g.unmountTerminal());
+      await waitFor(async () => (await health()).sessions === 0, 10_000, 'the session to end');
+    }, 40_000);
   });
 });
 
@@ -643,6 +1012,8 @@ interface PageGlobals {
     readonly state: string;
     text(): string;
   }[];
+  /** Where the console keeps the token (the terminal reads it for every connection). */
+  localStorage: { setItem(key: string, value: string): void };
   setTheme(theme: 'light' | 'dark'): void;
   setTerminalWidth(width: string): void;
   unmountTerminal(): void;

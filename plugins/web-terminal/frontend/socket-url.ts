@@ -8,13 +8,19 @@ const TOKEN_KEY = 'auth-token';
 const PORTICO_SUBPROTOCOL = 'portico';
 const BEARER_SUBPROTOCOL_PREFIX = 'base64url.bearer.authorization.portico.';
 
+/**
+ * The terminal's WebSocket address. With `sessionId`, the server re-attaches to that session
+ * when it still runs (and belongs to this user), else starts a new one and says so.
+ */
 export function terminalUrl(
   location: Location,
   size: { cols: number; rows: number },
   projectPath: string | undefined,
+  sessionId?: string,
 ): string {
   const url = new URL(`/plugin-ws/${PLUGIN_NAME}`, location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  if (sessionId) url.searchParams.set('session', sessionId);
   if (projectPath) url.searchParams.set('cwd', projectPath);
   url.searchParams.set('cols', String(size.cols));
   url.searchParams.set('rows', String(size.rows));

@@ -3,7 +3,13 @@ import { Terminal } from '@xterm/xterm';
 
 import { Backoff } from './backoff';
 import { closeAction } from './close-policy';
-import { ControlMessage, encodeBinaryInput, encodeControl, encodeInput } from './protocol';
+import {
+  ControlMessage,
+  decodeServerMessage,
+  encodeBinaryInput,
+  encodeControl,
+  encodeInput,
+} from './protocol';
 import { readToken, subprotocols, terminalUrl } from './socket-url';
 import { acquireStyles, releaseStyles } from './styles';
 import { themeFor } from './themes';
@@ -21,6 +27,8 @@ const OUTPUT_LOW_WATER = 128 * 1024;
  * The server writes bytes as they come, so a cut inside a UTF-8 character is harmless.
  */
 const MAX_INPUT_MESSAGE_BYTES = 64 * 1024;
+/** Shown when the terminal reconnected to a new shell instead of the one the user had. */
+const NEW_SESSION_NOTICE = '[new session: the previous one ended]';
 
 /** What a test (or a curious developer) can read from a mounted terminal. */
 export interface TerminalHandle {
@@ -57,6 +65,13 @@ export class TerminalView {
   /** After an exit or an unexplained close: Enter starts a new session, other keys do nothing. */
   private waitingForEnter = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * The server's id of the session this terminal shows: the next connection asks to re-attach
+   * to it, so a token refresh or a network blip keeps the shell. Undefined once it ended.
+   */
+  private sessionId: string | undefined;
+  /** The previous session ended without the server being able to say so (a plugin restart). */
+  private announceNewSession = false;
   private fitFrame: number | undefined;
   private disposed = false;
 
@@ -96,6 +111,16 @@ export class TerminalView {
     const unsubscribe = api.onContextChange(() => this.applyTheme(this.api.context));
     this.cleanups.push(unsubscribe);
 
+    // The session id lives in this page only: a page being unloaded (closed, reloaded, left)
+    // can never re-attach, so its shell ends now rather than after the grace period. Best
+    // effort: the browser sends what it can before it closes the socket. A page kept in the
+    // back/forward cache (`persisted`) may come back and re-attach.
+    const onPageHide = (event: PageTransitionEvent): void => {
+      if (!event.persisted) this.sendControl({ type: 'end' });
+    };
+    window.addEventListener('pagehide', onPageHide);
+    this.cleanups.push(() => window.removeEventListener('pagehide', onPageHide));
+
     const currentState = (): ConnectionState => this.connectionState;
     this.handle = {
       container,
@@ -112,7 +137,7 @@ export class TerminalView {
     this.terminal.focus();
   }
 
-  /** Closes the connection (the server ends the shell) and removes everything mount added. */
+  /** Ends the session and its shell, and removes everything mount added. */
   public dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
@@ -123,7 +148,14 @@ export class TerminalView {
     this.socket = undefined;
     if (socket !== undefined) {
       socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
-      socket.close(1000, 'unmounted');
+      // The terminal is gone for good: the shell must not wait for a re-attach. A socket still
+      // connecting says so once open (closing it now would leave the shell detached).
+      const end = (): void => {
+        socket.send(encodeControl({ type: 'end' }));
+        socket.close(1000, 'unmounted');
+      };
+      if (socket.readyState === WebSocket.CONNECTING) socket.onopen = end;
+      else if (socket.readyState === WebSocket.OPEN) end();
     }
     this.terminal.dispose();
     this.element.remove();
@@ -144,7 +176,7 @@ export class TerminalView {
     let socket: WebSocket;
     try {
       socket = new WebSocket(
-        terminalUrl(window.location, size, projectPath),
+        terminalUrl(window.location, size, projectPath, this.sessionId),
         subprotocols(readToken()),
       );
     } catch {
@@ -168,15 +200,37 @@ export class TerminalView {
         answered = true;
         this.backoff.reset(); // the shell is there: the next trouble starts from a short delay
       }
-      const bytes =
-        typeof event.data === 'string' ? encodeInput(event.data) : new Uint8Array(event.data);
-      this.output(bytes, flow);
+      if (typeof event.data === 'string') {
+        // Output always comes as binary frames: a text frame is a control message.
+        this.control(event.data);
+        return;
+      }
+      this.output(new Uint8Array(event.data), flow);
     };
     socket.onclose = (event) => {
       if (socket !== this.socket) return;
       this.socket = undefined;
       this.closed(event.code, event.reason);
     };
+  }
+
+  /**
+   * A control message from the server. On a re-attach the screen stays as it is: the output
+   * printed meanwhile follows, then live output.
+   */
+  private control(text: string): void {
+    const message = decodeServerMessage(text);
+    if (message === undefined) return;
+    switch (message.type) {
+      case 'session-new':
+        this.announceNewSession = true;
+        break;
+      case 'session':
+        this.sessionId = message.id;
+        if (this.announceNewSession && !message.resumed) this.notice(NEW_SESSION_NOTICE);
+        this.announceNewSession = false;
+        break;
+    }
   }
 
   private output(bytes: Uint8Array, flow: OutputFlow): void {
@@ -198,6 +252,11 @@ export class TerminalView {
     this.setState('closed');
     this.container.dataset.terminalCloseCode = String(code);
     const action = closeAction(code, reason);
+    if (!action.sessionMayLive && this.sessionId !== undefined) {
+      this.sessionId = undefined;
+      // A restart ends every shell without a word from the server: the terminal says it.
+      this.announceNewSession = action.kind === 'retry';
+    }
     switch (action.kind) {
       case 'exited':
         this.notice('[process exited]');

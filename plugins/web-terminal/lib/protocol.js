@@ -10,6 +10,9 @@
 /** First character of a control message. */
 const CONTROL_PREFIX = 0x00;
 
+/** A session id: base64url of 16 random bytes (server.js hands them out). */
+const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
 /** Bounds for the terminal's columns and rows, from the client or the query string. */
 const MIN_SIZE = 1;
 const MAX_SIZE = 1000;
@@ -26,10 +29,30 @@ function parseSizeParam(value) {
   return isValidSize(size) ? size : undefined;
 }
 
+/** The `session` query parameter when it has the shape of a session id, else undefined. */
+function parseSessionParam(value) {
+  return typeof value === 'string' && SESSION_ID_PATTERN.test(value) ? value : undefined;
+}
+
+/**
+ * The `detachMs` query parameter: a decimal integer of milliseconds, clamped to
+ * [`min`, `max`]. It can only shorten the grace period (`max` is the default); absent or
+ * malformed gives undefined (the default applies).
+ */
+function parseDetachParam(value, min, max) {
+  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) return undefined;
+  return Math.min(max, Math.max(min, Number(value)));
+}
+
+/** A control message for the client: a text frame made of NUL and a JSON object. */
+function encodeControl(message) {
+  return `\u0000${JSON.stringify(message)}`;
+}
+
 /**
  * What a message from the client asks for:
  * `{ kind: 'input', data }`, `{ kind: 'resize', cols, rows }`, `{ kind: 'pause' }`,
- * `{ kind: 'resume' }`, or `{ kind: 'ignored', why }` for a control message this server does not
+ * `{ kind: 'resume' }`, `{ kind: 'end' }` (end the session now, do not keep it detached), or `{ kind: 'ignored', why }` for a control message this server does not
  * understand (never written to the pty: the prefix is reserved).
  *
  * @param {Buffer} data
@@ -56,6 +79,8 @@ function parseClientMessage(data, isBinary) {
       return { kind: 'pause' };
     case 'resume':
       return { kind: 'resume' };
+    case 'end':
+      return { kind: 'end' };
     default:
       return { kind: 'ignored', why: 'unknown control message type' };
   }
@@ -67,5 +92,8 @@ module.exports = {
   MAX_SIZE,
   isValidSize,
   parseSizeParam,
+  parseSessionParam,
+  parseDetachParam,
+  encodeControl,
   parseClientMessage,
 };
