@@ -164,7 +164,7 @@ export class EventsGateway
   }
 
   private sendView(ws: WebSocket, client: Client, name: PluginName): void {
-    const view = this.views.all(client.user).find((v) => v.name === name);
+    const view = this.views.find(name, client.user);
     if (view !== undefined) this.sendIfChanged(ws, client, view);
     else if (client.sent.delete(name)) this.send(ws, { type: 'removed', name });
   }

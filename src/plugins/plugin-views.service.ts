@@ -36,6 +36,12 @@ export class PluginViews {
     });
   }
 
+  /** One plugin's view for `user`; undefined when there is no such plugin (any more). */
+  public find(name: PluginName, user: Principal): PluginView | undefined {
+    const descriptor = this.registry.get(name);
+    return descriptor === undefined ? undefined : this.view(descriptor, user);
+  }
+
   /** Every plugin's view for `user`, by name. */
   public all(user: Principal): PluginView[] {
     return this.plugins.list().map((d) => this.view(d, user));
