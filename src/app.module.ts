@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 
 import { AuthModule } from './auth/auth.module';
+import { OidcModule } from './auth/oidc/oidc.module';
 import { HttpPipelineModule } from './common/http-pipeline.module';
 import { ConfigModule } from './config/config.module';
 import { ConsoleModule } from './console/console.module';
@@ -23,6 +24,7 @@ export class AppModule {
         LoggingModule,
         MetricsModule,
         AuthModule,
+        OidcModule,
         PluginsModule,
         EventsModule,
         ConsoleModule,

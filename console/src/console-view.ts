@@ -19,6 +19,11 @@ export interface ConsoleViewOptions {
   readonly signOut: () => void;
   /** A 401 anywhere: back to sign-in. */
   readonly sessionExpired: () => void;
+  /**
+   * A socket was closed with 4401 and no newer token is stored: get one (single sign-on).
+   * Resolves false when there is none to be had (the session is over).
+   */
+  readonly renewToken: () => Promise<boolean>;
 }
 
 const LIVE_LABELS: Record<LiveState, string> = {
@@ -155,6 +160,7 @@ export class ConsoleView {
       state: (state, detail) => this.onLiveState(state, detail),
       notOpened: () => void this.refreshPlugins(), // reports its own failure
       expired: options.sessionExpired,
+      renew: options.renewToken,
     });
   }
 

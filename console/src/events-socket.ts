@@ -11,8 +11,10 @@ export interface EventsSocketHandlers {
   state(state: LiveState, detail?: string): void;
   /** An attempt ended before the socket opened: the caller falls back to `GET /api/plugins`. */
   notOpened(): void;
-  /** Closed with 4401 and no newer token stored: the session is over. */
+  /** Closed with 4401 and no newer token stored or to be had: the session is over. */
   expired(): void;
+  /** Closed with 4401: gets a newer token if it can (single sign-on); false when it cannot. */
+  renew?(): Promise<boolean>;
 }
 
 const EVENTS_PATH = '/api/events';
@@ -94,9 +96,17 @@ export class EventsSocket {
       this.socket = null;
       if (event.code === TOKEN_EXPIRED) {
         const now = readToken();
-        if (now !== null && now !== token)
-          this.connect(); // signed in again meanwhile
-        else this.handlers.expired();
+        if (now !== null && now !== token) {
+          this.connect(); // a newer token is stored already
+        } else if (this.handlers.renew !== undefined) {
+          void this.handlers.renew().then((renewed) => {
+            if (this.stopped || this.socket !== null) return;
+            if (renewed) this.connect();
+            else this.handlers.expired();
+          });
+        } else {
+          this.handlers.expired();
+        }
         return;
       }
       if (!opened) this.handlers.notOpened();

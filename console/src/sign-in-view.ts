@@ -1,6 +1,8 @@
 import { ApiClient, ApiError, describeError } from './api-client';
 import { h } from './dom';
 import type { MessageArea } from './message-area';
+import { loginUrl } from './sso-session';
+import type { SsoStatus } from './sso-session';
 import { normalizeToken, saveToken } from './token-store';
 import type { Me } from './types';
 
@@ -8,17 +10,22 @@ import type { Me } from './types';
 const TOKEN_CHARACTERS = /^[\x21-\x7e]+$/;
 
 /**
- * Sign-in by pasting a token. It is checked with `GET /api/me` before it is stored, so a refused
- * token never reaches localStorage or the cookie.
+ * Sign-in: through the company's identity provider when single sign-on is on (a link to
+ * `/api/auth/login`, which comes back here), or by pasting a token. A pasted token is checked
+ * with `GET /api/me` before it is stored, so a refused token never reaches localStorage or the
+ * cookie.
  */
 export class SignInView {
   public readonly element: HTMLElement;
   private readonly input: HTMLInputElement;
   private readonly submit: HTMLButtonElement;
 
+  private readonly sso: HTMLAnchorElement | null;
+
   public constructor(
     private readonly messages: MessageArea,
     private readonly signedIn: (me: Me) => void,
+    sso: SsoStatus = { oidc: false, signedIn: false },
   ) {
     this.input = h('input', {
       id: 'sign-in-token',
@@ -34,10 +41,20 @@ export class SignInView {
       { type: 'submit', class: 'primary', 'data-testid': 'sign-in-submit' },
       'Sign in',
     );
+    this.sso = sso.oidc
+      ? h(
+          'a',
+          { class: 'button primary sso', href: loginUrl(sso), 'data-testid': 'sso-sign-in' },
+          'Sign in with single sign-on',
+        )
+      : null;
     const form = h(
       'form',
       { class: 'sign-in-form', 'aria-labelledby': 'sign-in-title' },
       h('h1', { id: 'sign-in-title' }, 'Sign in to Portico'),
+      ...(this.sso !== null
+        ? [this.sso, h('p', { class: 'hint or' }, 'or paste an access token')]
+        : []),
       h('label', { for: 'sign-in-token' }, 'Access token'),
       this.input,
       h(
@@ -59,7 +76,7 @@ export class SignInView {
   }
 
   public focus(): void {
-    this.input.focus();
+    (this.sso ?? this.input).focus();
   }
 
   private async signIn(): Promise<void> {

@@ -92,6 +92,12 @@ export function stripCookie(cookieHeader: string | undefined, name: string): str
   return kept.length > 0 ? kept.map((c) => c.raw).join('; ') : undefined;
 }
 
+/** The (decoded) value of the first cookie called `name` in a `Cookie` header, if any. */
+export function readCookie(cookieHeader: string | undefined, name: string): string | undefined {
+  const pair = cookiePairs(cookieHeader).find((c) => c.name === name);
+  return pair === undefined ? undefined : cookieValue(pair.value);
+}
+
 interface CookiePair {
   readonly name: string;
   readonly value: string;

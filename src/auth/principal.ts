@@ -12,6 +12,11 @@ export interface Principal {
   readonly iat: number;
   /** `exp` claim in seconds since the epoch; undefined only when JWT_ALLOW_NO_EXP allows it. */
   readonly exp: number | undefined;
+  /**
+   * The single sign-on session a Portico-issued token belongs to (`sid`); undefined for tokens
+   * from JWT_SECRET or JWT_JWKS_URL.
+   */
+  readonly sid?: string;
 }
 
 export const ADMIN_ROLE = 'admin';

@@ -8,18 +8,21 @@ import {
   OnModuleDestroy,
   Optional,
 } from '@nestjs/common';
-import { errors, jwtVerify } from 'jose';
+import { decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import type { JWSHeaderParameters, JWTPayload } from 'jose';
 
 import { ConfigException, ConfigExceptionCode } from '../config/config.exception';
 import { PorticoConfig } from '../config/portico-config';
 import { AuthException, AuthExceptionCode } from './auth.exception';
 import { HmacKeySource } from './hmac-key-source';
+import { SecretCipher } from '../plugins/secrets/secret-cipher';
 import { JWKS_OPTIONS, JwksKeySource } from './jwks-key-source';
 import type { JwksOptions } from './jwks-key-source';
 import { isJwtAlgorithm, keyFitsAlgorithm } from './key-source';
 import type { JwtAlgorithm, KeySource } from './key-source';
 import type { Principal } from './principal';
+import { SESSION_TOKEN_KID, SessionTokenSigner } from './oidc/session-token';
+import type { SessionTokenSubject } from './oidc/session-token';
 import { VerifiedTokenCache } from './verified-token-cache';
 
 /** Allowed clock difference between Portico and the token issuer, for `exp` and `nbf`. */
@@ -53,6 +56,10 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly cache = new VerifiedTokenCache();
   /** The clock cache entries age by (the JWKS source's, so tests can move both together). */
   private readonly now: () => number;
+  /** Portico's own tokens for signed-in browsers (OIDC_ISSUER set), else undefined. */
+  private readonly sessionTokens: SessionTokenSigner | undefined;
+  /** Sessions signed out on this replica → when their last token runs out (ms). */
+  private readonly endedSessions = new Map<string, number>();
 
   public constructor(
     private readonly config: PorticoConfig,
@@ -67,7 +74,12 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
       ...(config.JWT_SECRET === undefined ? [] : [new HmacKeySource(config.JWT_SECRET)]),
       ...(this.jwks === undefined ? [] : [this.jwks]),
     ];
-    if (this.sources.length === 0) {
+    const secretsKey = SecretCipher.parseKey(config.SECRETS_KEY);
+    this.sessionTokens =
+      config.OIDC_ISSUER !== undefined && secretsKey !== undefined
+        ? new SessionTokenSigner(secretsKey)
+        : undefined;
+    if (this.sources.length === 0 && this.sessionTokens === undefined) {
       throw new ConfigException(
         ConfigExceptionCode.INVALID_VALUE,
         'JWT_SECRET or JWT_JWKS_URL must be set to verify user tokens',
@@ -94,7 +106,12 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   public async verify(token: string): Promise<Principal> {
     const now = this.now();
     const cached = this.cache.get(token, now);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      if (cached.sid !== undefined && this.endedSessions.has(cached.sid)) throw sessionEnded();
+      return cached;
+    }
+    if (this.sessionTokens !== undefined && isSessionToken(token))
+      return this.verifySessionToken(this.sessionTokens, token, now);
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, (header) => this.keyFor(header), this.options));
@@ -109,6 +126,50 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
         ? now + (exp + CLOCK_TOLERANCE_SECONDS) * 1000 - Date.now()
         : undefined;
     this.cache.set(token, principal, now, expiresAt);
+    return principal;
+  }
+
+  /**
+   * A short-lived token for a signed-in browser (`POST /api/auth/token`), valid until `expiresAt`
+   * (ms since the epoch) on every replica.
+   */
+  public issueSessionToken(subject: SessionTokenSubject, expiresAt: number): Promise<string> {
+    if (this.sessionTokens === undefined) throw new Error('single sign-on is not configured');
+    return this.sessionTokens.sign(subject, expiresAt);
+  }
+
+  /**
+   * Refuses the tokens of a signed-out session from now on (on this replica; elsewhere they run
+   * out by themselves within SESSION_TOKEN_TTL_MS).
+   */
+  public endSession(sid: string, lastTokenExpiresAt: number): void {
+    const now = Date.now();
+    for (const [ended, until] of this.endedSessions)
+      if (until <= now) this.endedSessions.delete(ended);
+    this.endedSessions.set(sid, lastTokenExpiresAt);
+  }
+
+  private async verifySessionToken(
+    signer: SessionTokenSigner,
+    token: string,
+    now: number,
+  ): Promise<Principal> {
+    let claims;
+    try {
+      claims = await signer.verify(token);
+    } catch (err) {
+      throw this.failure(err);
+    }
+    if (this.endedSessions.has(claims.sid)) throw sessionEnded();
+    const principal: Principal = {
+      id: claims.id,
+      name: claims.name,
+      roles: claims.roles,
+      iat: claims.iat,
+      exp: claims.exp,
+      sid: claims.sid,
+    };
+    this.cache.set(token, principal, now, now + claims.exp * 1000 - Date.now());
     return principal;
   }
 
@@ -169,6 +230,28 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
       return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'token not yet valid');
     return new AuthException(AuthExceptionCode.INVALID_TOKEN, 'invalid token');
   }
+}
+
+/**
+ * When Portico stops accepting a verified user's token, and closes their sockets (ms since the
+ * epoch): its `exp`, plus the clock tolerance for tokens from another issuer.
+ */
+export function acceptedUntil(user: Principal): number | undefined {
+  if (user.exp === undefined) return undefined;
+  return (user.exp + (user.sid !== undefined ? 0 : CLOCK_TOLERANCE_SECONDS)) * 1000;
+}
+
+/** Whether a token's header names Portico's own session-token key (the signature is not checked here). */
+function isSessionToken(token: string): boolean {
+  try {
+    return decodeProtectedHeader(token).kid === SESSION_TOKEN_KID;
+  } catch {
+    return false;
+  }
+}
+
+function sessionEnded(): AuthException {
+  return new AuthException(AuthExceptionCode.EXPIRED_TOKEN, 'session signed out');
 }
 
 function invalidToken(): AuthException {

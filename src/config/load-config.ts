@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 
+import { OIDC_CALLBACK_PATH, parseScopes, roleMapProblem } from '../auth/oidc/oidc-settings';
 import { normalizeOrigin } from '../auth/origin-policy';
 import { isAddressOrSubnet } from '../http/client-address';
 import { ConfigException, ConfigExceptionCode } from './config.exception';
@@ -33,6 +34,17 @@ export const CONFIG_KEYS = [
   'JWT_AUDIENCE',
   'JWT_ROLES_CLAIM',
   'JWT_ALLOW_NO_EXP',
+  'OIDC_ISSUER',
+  'OIDC_CLIENT_ID',
+  'OIDC_CLIENT_SECRET',
+  'OIDC_REDIRECT_URL',
+  'OIDC_POST_LOGOUT_REDIRECT_URL',
+  'OIDC_SCOPES',
+  'OIDC_ROLES_CLAIM',
+  'OIDC_ROLE_MAP',
+  'SESSION_IDLE_TIMEOUT_MS',
+  'SESSION_MAX_AGE_MS',
+  'SESSION_TOKEN_TTL_MS',
   'SECRETS_KEY',
   'PLUGIN_SECRETS_DIR',
   'PROJECTS_DIR',
@@ -98,7 +110,12 @@ export function loadConfig(env: Env = process.env): PorticoConfig {
   if (config.PROJECTS_DIR !== undefined) config.PROJECTS_DIR = resolve(config.PROJECTS_DIR);
 
   const missing: string[] = [];
-  if (config.JWT_SECRET === undefined && config.JWT_JWKS_URL === undefined)
+  // With single sign-on, Portico verifies the tokens it issues itself: no other key is needed.
+  if (
+    config.JWT_SECRET === undefined &&
+    config.JWT_JWKS_URL === undefined &&
+    config.OIDC_ISSUER === undefined
+  )
     missing.push('JWT_SECRET');
   if (config.SECRETS_KEY === undefined) missing.push('SECRETS_KEY');
   if (config.SECRETS_KEY === undefined && config.DATABASE_URL !== undefined)
@@ -147,6 +164,7 @@ function crossFieldProblems(config: PorticoConfig): string[] {
           'the declared file or from the database)',
       );
   }
+  problems.push(...oidcProblems(config));
   if (
     config.HTTP_REQUEST_TIMEOUT_MS !== 0 &&
     config.HTTP_REQUEST_TIMEOUT_MS < config.HTTP_HEADERS_TIMEOUT_MS
@@ -154,6 +172,30 @@ function crossFieldProblems(config: PorticoConfig): string[] {
     problems.push(
       'HTTP_REQUEST_TIMEOUT_MS: must be 0 (no limit) or at least HTTP_HEADERS_TIMEOUT_MS',
     );
+  return problems;
+}
+
+/** Single sign-on settings that only make sense together (docs/operations.md, "Single sign-on"). */
+function oidcProblems(config: PorticoConfig): string[] {
+  const problems: string[] = [];
+  const oidcSet = config.OIDC_ISSUER !== undefined;
+  if (oidcSet && config.OIDC_CLIENT_ID === undefined)
+    problems.push('OIDC_CLIENT_ID: must be set when OIDC_ISSUER is');
+  if (!oidcSet && config.OIDC_CLIENT_ID !== undefined)
+    problems.push('OIDC_ISSUER: must be set when OIDC_CLIENT_ID is');
+  if (oidcSet && !parseScopes(config.OIDC_SCOPES).includes('openid'))
+    problems.push('OIDC_SCOPES: must include openid');
+  if (config.OIDC_ROLE_MAP !== undefined) {
+    const bad = roleMapProblem(config.OIDC_ROLE_MAP);
+    if (bad !== undefined) problems.push(`OIDC_ROLE_MAP: ${bad}`);
+  }
+  if (config.OIDC_REDIRECT_URL !== undefined) {
+    const path = new URL(config.OIDC_REDIRECT_URL).pathname;
+    if (path !== OIDC_CALLBACK_PATH)
+      problems.push(`OIDC_REDIRECT_URL: must end with ${OIDC_CALLBACK_PATH} (not ${path})`);
+  }
+  if (config.SESSION_MAX_AGE_MS < config.SESSION_TOKEN_TTL_MS)
+    problems.push('SESSION_MAX_AGE_MS: must be at least SESSION_TOKEN_TTL_MS');
   return problems;
 }
 

@@ -88,6 +88,74 @@ export class PorticoConfig {
   @IsBoolean({ message: 'JWT_ALLOW_NO_EXP must be true or false' })
   public JWT_ALLOW_NO_EXP: boolean = false;
 
+  /**
+   * OpenID Connect issuer URL: turns on single sign-on (`/api/auth/login`, docs/operations.md).
+   * Discovery reads `<issuer>/.well-known/openid-configuration`. Needs OIDC_CLIENT_ID.
+   */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  public OIDC_ISSUER?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  public OIDC_CLIENT_ID?: string;
+
+  /** For a confidential client; unset = a public client (PKCE only). Never logged. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  public OIDC_CLIENT_SECRET?: string;
+
+  /**
+   * The redirect URI registered at the provider (`https://portico.example.com/api/auth/callback`);
+   * unset = built from each request's Host and scheme.
+   */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  public OIDC_REDIRECT_URL?: string;
+
+  /** Where the provider sends the browser after sign-out; unset = `/` of the redirect URL's origin. */
+  @IsOptional()
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] })
+  public OIDC_POST_LOGOUT_REDIRECT_URL?: string;
+
+  /** Scopes asked for, space or comma separated; must include `openid`. */
+  @IsString()
+  @MinLength(1)
+  public OIDC_SCOPES: string = 'openid profile email';
+
+  /** Claim (a dotted path is allowed) holding the user's groups or roles. */
+  @IsString()
+  @MinLength(1)
+  public OIDC_ROLES_CLAIM: string = 'groups';
+
+  /** `group=role,group=role`: only mapped groups give roles. Unset: each group is a role. */
+  @IsOptional()
+  @IsString()
+  public OIDC_ROLE_MAP?: string;
+
+  /** A sign-in session unused this long ends. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10000)
+  @Max(2592000000)
+  public SESSION_IDLE_TIMEOUT_MS: number = 3600000;
+
+  /** A sign-in session ends this long after sign-in, however much it is used. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10000)
+  @Max(2592000000)
+  public SESSION_MAX_AGE_MS: number = 43200000;
+
+  /** Lifetime of the Portico tokens a signed-in browser gets from `POST /api/auth/token`. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(5000)
+  @Max(86400000)
+  public SESSION_TOKEN_TTL_MS: number = 300000;
+
   /** base64 of 32 bytes: encrypts stored plugin secrets and keys plugin identity derivation. */
   @IsOptional()
   @IsBase64()

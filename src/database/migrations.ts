@@ -49,4 +49,29 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'sign-in sessions',
+    sql: `
+      -- Browser sessions of single sign-on (OIDC_ISSUER), shared by every replica. key is the
+      -- SHA-256 of the cookie's secret, never the secret; the provider's ID and refresh tokens
+      -- are sealed with SECRETS_KEY (sealed_tokens: nonce, ciphertext, tag). Times are ms since
+      -- the epoch.
+      CREATE TABLE portico_session (
+        key                  text PRIMARY KEY,
+        sid                  text NOT NULL UNIQUE,
+        subject              text NOT NULL,
+        name                 text NOT NULL,
+        roles                text[] NOT NULL DEFAULT '{}',
+        csrf                 text NOT NULL,
+        sealed_tokens        jsonb,
+        provider_expires_at  bigint,
+        created_at           bigint NOT NULL,
+        last_seen_at         bigint NOT NULL,
+        expires_at           bigint NOT NULL
+      );
+      CREATE INDEX portico_session_expires_at ON portico_session (expires_at);
+      CREATE INDEX portico_session_last_seen_at ON portico_session (last_seen_at);
+    `,
+  },
 ];

@@ -52,6 +52,9 @@ interface OutputFlow {
   paused: boolean;
 }
 
+/** Most keystrokes held while the terminal re-attaches (a paste beyond it is dropped). */
+const MAX_HELD_INPUT = 64 * 1024;
+
 /** One terminal in one container: xterm, its fit to the container, and its connection. */
 export class TerminalView {
   public readonly terminal: Terminal;
@@ -72,6 +75,14 @@ export class TerminalView {
   private sessionId: string | undefined;
   /** The previous session ended without the server being able to say so (a plugin restart). */
   private announceNewSession = false;
+  /** The token the current connection was opened with (to tell a refreshed one apart). */
+  private tokenUsed: string | null = null;
+  /**
+   * Keystrokes typed while re-attaching to the session the user sees (a token refresh, a
+   * blip): sent once the server confirms it is the same shell, dropped if it is a new one.
+   */
+  private heldInput: Uint8Array[] = [];
+  private heldBytes = 0;
   private fitFrame: number | undefined;
   private disposed = false;
 
@@ -174,10 +185,11 @@ export class TerminalView {
     const size = { cols: this.terminal.cols, rows: this.terminal.rows };
     const projectPath = this.api.context.project?.path;
     let socket: WebSocket;
+    this.tokenUsed = readToken();
     try {
       socket = new WebSocket(
         terminalUrl(window.location, size, projectPath, this.sessionId),
-        subprotocols(readToken()),
+        subprotocols(this.tokenUsed),
       );
     } catch {
       this.setState('closed');
@@ -229,6 +241,7 @@ export class TerminalView {
         this.sessionId = message.id;
         if (this.announceNewSession && !message.resumed) this.notice(NEW_SESSION_NOTICE);
         this.announceNewSession = false;
+        this.releaseHeldInput(message.resumed);
         break;
     }
   }
@@ -267,11 +280,18 @@ export class TerminalView {
         this.notice('[reconnecting…]');
         this.reconnectLater();
         break;
-      case 'reauthenticate':
-        // connect() reads the token again; the console has refreshed it by then.
-        this.notice('[sign-in expired, reconnecting…]');
-        this.reconnectLater();
+      case 'reauthenticate': {
+        // Portico closes a socket when the token it was opened with expires. The console has
+        // usually stored a fresh one by then: reconnect at once, without a word, and the shell
+        // is re-attached. Otherwise wait for it (connect() reads the token again).
+        const token = readToken();
+        if (token !== null && token !== this.tokenUsed) this.connect();
+        else {
+          this.notice('[sign-in expired, reconnecting…]');
+          this.reconnectLater();
+        }
         break;
+      }
       case 'final':
         this.notice(`[${action.message}]`);
         break;
@@ -295,13 +315,40 @@ export class TerminalView {
     this.send(encodeInput(data));
   }
 
-  /** Input is dropped while no session is open: it would reach a shell the user has not seen. */
+  /**
+   * Input while no session is open is dropped (it would reach a shell the user has not seen),
+   * except while re-attaching to the one they see: then it is held (up to 64 KiB) and sent, in
+   * order, once the server confirms the same shell.
+   */
   private send(bytes: Uint8Array): void {
     const socket = this.socket;
-    if (socket?.readyState !== WebSocket.OPEN) return;
+    if (socket?.readyState === WebSocket.OPEN && this.heldInput.length === 0) {
+      this.sendNow(socket, bytes);
+      return;
+    }
+    const reattaching =
+      this.sessionId !== undefined && !this.waitingForEnter && this.connectionState !== 'closed';
+    const waitingToReattach = this.sessionId !== undefined && this.retryTimer !== undefined;
+    if ((reattaching || waitingToReattach) && this.heldBytes + bytes.length <= MAX_HELD_INPUT) {
+      this.heldInput.push(bytes);
+      this.heldBytes += bytes.length;
+    }
+  }
+
+  private sendNow(socket: WebSocket, bytes: Uint8Array): void {
     for (let at = 0; at < bytes.length; at += MAX_INPUT_MESSAGE_BYTES) {
       socket.send(bytes.subarray(at, at + MAX_INPUT_MESSAGE_BYTES));
     }
+  }
+
+  /** After a (re-)attach: held keystrokes go to the shell if it is the same one. */
+  private releaseHeldInput(sameShell: boolean): void {
+    const held = this.heldInput;
+    this.heldInput = [];
+    this.heldBytes = 0;
+    const socket = this.socket;
+    if (!sameShell || socket?.readyState !== WebSocket.OPEN) return;
+    for (const bytes of held) this.sendNow(socket, bytes);
   }
 
   private sendControl(message: ControlMessage): void {

@@ -9,7 +9,7 @@ import {
 } from '@nestjs/common';
 
 import type { Principal } from '../../auth/principal';
-import { CLOCK_TOLERANCE_SECONDS } from '../../auth/token-verifier.service';
+import { acceptedUntil } from '../../auth/token-verifier.service';
 import { Clock, CLOCK } from '../../common/clock';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
@@ -86,7 +86,7 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
     this.relays.add(relay);
     this.metrics.wsOpen.inc({ plugin: relay.plugin });
     relay.start(start.clientHead, start.upstreamHead);
-    const expiresAt = sessionEnd(start.user);
+    const expiresAt = acceptedUntil(start.user);
     if (expiresAt !== undefined)
       relay.endAfter(expiresAt - this.clock.now(), CloseCode.TokenExpired, 'token expired');
     return relay;
@@ -204,9 +204,4 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
       }
     }
   };
-}
-
-/** When verification would start refusing the session's token (ms since the epoch). */
-function sessionEnd(user: Principal): number | undefined {
-  return user.exp === undefined ? undefined : (user.exp + CLOCK_TOLERANCE_SECONDS) * 1000;
 }
