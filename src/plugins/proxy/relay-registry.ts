@@ -8,7 +8,6 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 
-import type { Principal } from '../../auth/principal';
 import { acceptedUntil } from '../../auth/token-verifier.service';
 import { Clock, CLOCK } from '../../common/clock';
 import { PorticoConfig } from '../../config/portico-config';
