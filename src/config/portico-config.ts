@@ -138,14 +138,14 @@ export class PorticoConfig {
   /** A sign-in session unused this long ends. */
   @Transform(toInt)
   @IsInt()
-  @Min(10000)
+  @Min(1000)
   @Max(2592000000)
   public SESSION_IDLE_TIMEOUT_MS: number = 3600000;
 
   /** A sign-in session ends this long after sign-in, however much it is used. */
   @Transform(toInt)
   @IsInt()
-  @Min(10000)
+  @Min(5000)
   @Max(2592000000)
   public SESSION_MAX_AGE_MS: number = 43200000;
 
