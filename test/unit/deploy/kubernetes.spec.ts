@@ -556,7 +556,12 @@ const checks: Record<string, Check> = {
       if (backend?.name !== svc.metadata?.name || port === undefined)
         problems.push(`Ingress path ${p.path ?? '/'} has no backend Service port`);
       const prefix = p.path ?? '/';
-      if (INTERNAL_PATHS.some((internal) => internal.startsWith(prefix) || prefix === '/'))
+      // An Exact path routes that path alone (the console's page at `/`).
+      const exposes =
+        p.pathType === 'Exact'
+          ? INTERNAL_PATHS.includes(prefix)
+          : INTERNAL_PATHS.some((internal) => internal.startsWith(prefix) || prefix === '/');
+      if (exposes)
         problems.push(`Ingress path ${prefix} exposes ${INTERNAL_PATHS.join(', ')}`);
     }
     return problems;
@@ -1102,7 +1107,7 @@ describeRendered('deploy/kubernetes', () => {
         'Ingress exposing everything, /metrics included',
         (r) => {
           const path = only<IIngress>(r.objects, 'Ingress').spec?.rules?.[0]?.http?.paths[0];
-          if (path !== undefined) path.path = '/';
+          if (path !== undefined) Object.assign(path, { path: '/', pathType: 'Prefix' });
         },
         /ingress: Ingress path \/ exposes/,
       ],
@@ -1112,7 +1117,7 @@ describeRendered('deploy/kubernetes', () => {
           const path = only<IIngress>(r.objects, 'Ingress').spec?.rules?.[0]?.http?.paths[0];
           if (path?.backend.service !== undefined) path.backend.service.name = 'portico-web';
         },
-        /ingress: Ingress path \/api\/ has no backend Service port/,
+        /ingress: Ingress path \/ has no backend Service port/,
       ],
       [
         'ha: two replicas',
