@@ -67,6 +67,22 @@ export class PorticoMetrics {
     registers: [this.registry],
   });
 
+  /** Single sign-on: sign-ins by outcome (`ok`, or the HTTP status of the refusal). */
+  public readonly signIns = new Counter({
+    name: 'portico_sign_ins_total',
+    help: 'Single sign-on: sign-in callbacks by outcome (ok, or the status of the refusal)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** Single sign-on: refreshes with the provider by outcome (ok, refused, unreachable). */
+  public readonly sessionRefreshes = new Counter({
+    name: 'portico_session_refreshes_total',
+    help: 'Single sign-on: refresh-token grants by outcome (ok, refused: the session ended, unreachable: kept and retried)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   public constructor() {
     this.configValid.set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'portico_' });

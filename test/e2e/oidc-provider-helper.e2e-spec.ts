@@ -386,9 +386,12 @@ describe('the test OpenID provider started with refreshTokens false, groups alwa
   it('issues ID tokens that expired already, groups in them, and no refresh token', async () => {
     const { c, checks, params } = await authorize(provider, 'alice', { scope: 'openid' });
     // The code exchanged without checking the ID token, to look at it.
-    const tokens = await c.oauthCallback(REDIRECT, params, {
+    expect(params.state).toBe(checks.state);
+    const tokens = await c.grant({
+      grant_type: 'authorization_code',
+      code: params.code,
+      redirect_uri: REDIRECT,
       code_verifier: checks.code_verifier,
-      state: checks.state,
     });
     expect(tokens.refresh_token).toBeUndefined();
     const claims = tokens.claims();

@@ -61,6 +61,7 @@ export class AuthController {
     try {
       this.redirect(res, await signIn.finishLogin(req));
     } catch (err) {
+      if (err instanceof SignInError) signIn.countRefusal(err.getStatus());
       this.page(res, err, 'sign_in_failed', signIn.clearLoginCookie());
     }
   }

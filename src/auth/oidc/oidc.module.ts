@@ -3,6 +3,7 @@ import type { Provider } from '@nestjs/common';
 
 import { PorticoConfig } from '../../config/portico-config';
 import { Database, DATABASE, DatabaseModule } from '../../database/database.module';
+import { PorticoMetrics } from '../../metrics/portico-metrics';
 import { SecretCipher } from '../../plugins/secrets/secret-cipher';
 import { AuthModule } from '../auth.module';
 import { TokenVerifier } from '../token-verifier.service';
@@ -42,14 +43,17 @@ const sessionStore: Provider = {
 
 const signIn: Provider = {
   provide: SIGN_IN,
-  inject: [PorticoConfig, TokenVerifier, OIDC_PROVIDER_CLIENT, SESSION_STORE],
+  inject: [PorticoConfig, TokenVerifier, OIDC_PROVIDER_CLIENT, SESSION_STORE, PorticoMetrics],
   useFactory: (
     config: PorticoConfig,
     verifier: TokenVerifier,
     client: OidcProviderClient | null,
     store: SessionStore | null,
+    metrics: PorticoMetrics,
   ): SignInService | null =>
-    client === null || store === null ? null : new SignInService(config, verifier, client, store),
+    client === null || store === null
+      ? null
+      : new SignInService(config, verifier, client, store, metrics),
 };
 
 /**

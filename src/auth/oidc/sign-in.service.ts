@@ -7,6 +7,7 @@ import type { OnApplicationBootstrap } from '@nestjs/common';
 import { generators } from 'openid-client';
 
 import { PorticoConfig } from '../../config/portico-config';
+import type { PorticoMetrics } from '../../metrics/portico-metrics';
 import { SecretCipher, SecretDecryptError } from '../../plugins/secrets/secret-cipher';
 import { readCookie } from '../credential-extractor';
 import { originVerdict } from '../origin-policy';
@@ -104,6 +105,7 @@ export class SignInService implements OnApplicationBootstrap {
     private readonly verifier: TokenVerifier,
     private readonly provider: OidcProviderClient,
     private readonly store: SessionStore,
+    private readonly metrics: PorticoMetrics,
   ) {
     const key = SecretCipher.parseKey(config.SECRETS_KEY);
     if (key === undefined) throw new Error('single sign-on needs SECRETS_KEY');
@@ -222,6 +224,7 @@ export class SignInService implements OnApplicationBootstrap {
     };
     await this.store.sweep(now, this.config.SESSION_IDLE_TIMEOUT_MS);
     await this.store.create(key, session);
+    this.metrics.signIns.inc({ outcome: 'ok' });
     this.logger.log({
       event: 'signed_in',
       user: session.subject,
@@ -334,6 +337,11 @@ export class SignInService implements OnApplicationBootstrap {
     };
   }
 
+  /** Counts a refused sign-in (the controller logs it). */
+  public countRefusal(status: number): void {
+    this.metrics.signIns.inc({ outcome: String(status) });
+  }
+
   /** The cookie that ends a sign-in in progress (after the callback, whatever its outcome). */
   public clearLoginCookie(): string[] {
     return [clearCookie(LOGIN_COOKIE, '/api/auth')];
@@ -364,6 +372,7 @@ export class SignInService implements OnApplicationBootstrap {
     } catch (err) {
       const failure = err instanceof ProviderError ? err.failure : undefined;
       if (failure?.kind === 'refused' || failure?.kind === 'invalid') {
+        this.metrics.sessionRefreshes.inc({ outcome: 'refused' });
         this.logger.log({
           event: 'session_ended',
           user: session.subject,
@@ -375,6 +384,7 @@ export class SignInService implements OnApplicationBootstrap {
         });
         return null;
       }
+      this.metrics.sessionRefreshes.inc({ outcome: 'unreachable' });
       this.logger.warn({
         event: 'session_refresh_failed',
         user: session.subject,
@@ -383,6 +393,7 @@ export class SignInService implements OnApplicationBootstrap {
       });
       return { ...session, lastSeenAt: now, providerExpiresAt: now + REFRESH_RETRY_MS };
     }
+    this.metrics.sessionRefreshes.inc({ outcome: 'ok' });
     const roles = await this.rolesFrom(tokens).catch(() => undefined);
     return {
       ...session,
