@@ -60,6 +60,7 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly sessionTokens: SessionTokenSigner | undefined;
   /** Sessions signed out on this replica → when their last token runs out (ms). */
   private readonly endedSessions = new Map<string, number>();
+  private readonly sessionEndListeners = new Set<(sid: string) => void>();
 
   public constructor(
     private readonly config: PorticoConfig,
@@ -147,6 +148,16 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
     for (const [ended, until] of this.endedSessions)
       if (until <= now) this.endedSessions.delete(ended);
     this.endedSessions.set(sid, lastTokenExpiresAt);
+    for (const listener of this.sessionEndListeners) listener(sid);
+  }
+
+  /**
+   * Calls `listener` with the `sid` of every session signed out on this replica, so that what
+   * holds a connection opened with its tokens closes it (4401). Returns the unsubscribe.
+   */
+  public onSessionEnd(listener: (sid: string) => void): () => void {
+    this.sessionEndListeners.add(listener);
+    return () => this.sessionEndListeners.delete(listener);
   }
 
   private async verifySessionToken(

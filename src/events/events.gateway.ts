@@ -3,6 +3,7 @@ import { OnGatewayConnection, OnGatewayDisconnect, WebSocketGateway } from '@nes
 import type { WebSocket } from 'ws';
 
 import { ADMIN_ROLE, AuthenticatedRequest, Principal } from '../auth/principal';
+import { TokenVerifier } from '../auth/token-verifier.service';
 import { PluginViews } from '../plugins/plugin-views.service';
 import type { PluginView } from '../plugins/plugin-view';
 import type { LogLine } from '../plugins/process/log-ring-buffer';
@@ -69,12 +70,20 @@ export class EventsGateway
   private recheck: NodeJS.Timeout | undefined;
   private draining = false;
 
-  public constructor(private readonly views: PluginViews) {}
+  public constructor(
+    private readonly views: PluginViews,
+    private readonly verifier: TokenVerifier,
+  ) {}
 
   public onModuleInit(): void {
     this.stops.push(
       this.views.onChange((name) => this.pluginChanged(name)),
       this.views.onOutput((name, line) => this.output(name, line)),
+      // Signed out on this replica: its consoles stop at once (4401), like its plugin sockets.
+      this.verifier.onSessionEnd((sid) => {
+        for (const [ws, client] of this.clients)
+          if (client.user.sid === sid) ws.close(EVENTS_TOKEN_EXPIRED, 'signed out');
+      }),
     );
   }
 

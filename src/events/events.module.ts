@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 
+import { AuthModule } from '../auth/auth.module';
 import { PluginsModule } from '../plugins/plugins.module';
 import { EventsGateway } from './events.gateway';
 
@@ -8,7 +9,7 @@ import { EventsGateway } from './events.gateway';
  * (set on the application in bootstrap.ts): `/api/events`, live plugin status and output.
  */
 @Module({
-  imports: [PluginsModule],
+  imports: [AuthModule, PluginsModule],
   providers: [EventsGateway],
 })
 export class EventsModule {}

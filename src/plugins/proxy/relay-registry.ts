@@ -8,7 +8,7 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 
-import { acceptedUntil } from '../../auth/token-verifier.service';
+import { acceptedUntil, TokenVerifier } from '../../auth/token-verifier.service';
 import { Clock, CLOCK } from '../../common/clock';
 import { PorticoConfig } from '../../config/portico-config';
 import { PorticoMetrics } from '../../metrics/portico-metrics';
@@ -47,6 +47,7 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
   private readonly lastExit = new Map<PluginName, ExitInfo>();
   private pingTimer: NodeJS.Timeout | undefined;
   private unsubscribeAccess: (() => void) | undefined;
+  private unsubscribeSessions: (() => void) | undefined;
   /** Resolves `closeAll` when the last relay reports `closed`. */
   private onEmpty: (() => void) | undefined;
 
@@ -56,12 +57,18 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
     private readonly processes: PluginProcessManager,
     private readonly metrics: PorticoMetrics,
     @Inject(CLOCK) private readonly clock: Clock,
+    private readonly verifier: TokenVerifier,
   ) {}
 
   public onApplicationBootstrap(): void {
     this.processes.on('stopping', this.onPluginStopping);
     this.processes.on('exit', this.onPluginExit);
     this.unsubscribeAccess = this.registry.onAccessChange(this.onAccessChange);
+    // Signed out: the session's sockets close now, not when their token would have expired.
+    this.unsubscribeSessions = this.verifier.onSessionEnd((sid) => {
+      for (const relay of this.relays)
+        if (relay.user.sid === sid) relay.closeBoth(CloseCode.TokenExpired, 'signed out');
+    });
     if (this.config.WS_PING_INTERVAL_MS > 0) {
       this.pingTimer = setInterval(() => {
         for (const relay of this.relays) relay.tick();
@@ -146,6 +153,8 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
     this.processes.off('exit', this.onPluginExit);
     this.unsubscribeAccess?.();
     this.unsubscribeAccess = undefined;
+    this.unsubscribeSessions?.();
+    this.unsubscribeSessions = undefined;
     if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
     this.pingTimer = undefined;
     for (const timer of this.lostWaits.values()) clearTimeout(timer);
