@@ -293,7 +293,10 @@ export class SignInService implements OnApplicationBootstrap {
    * the provider's end-session page when it has one, which comes back to Portico.
    */
   public async logout(req: IncomingMessage): Promise<SignInAnswer<{ redirect: string }>> {
-    const { key } = this.checkedRequest(req);
+    const secret = readCookie(req.headers.cookie, SESSION_COOKIE);
+    if (secret === undefined || secret === '')
+      return { value: { redirect: '/' }, cookies: this.clearedCookies() };
+    const key = sessionKey(secret);
     const found = await this.store.get(key);
     if (found !== undefined) this.checkCsrf(req, found);
     const session = found === undefined ? undefined : await this.store.delete(key);
