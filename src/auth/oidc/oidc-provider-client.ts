@@ -187,7 +187,8 @@ function classify(err: unknown): ProviderFailure {
     // An unexpected HTTP status or body is the provider misbehaving, not a check that failed.
     if (/expected 200 OK|unexpected response|expected application\/json/i.test(err.message))
       return { kind: 'unreachable', reason: err.message };
-    return { kind: 'invalid', reason: err.message };
+    // "nonce mismatch, expected …, got: …": the values stay out of pages and logs.
+    return { kind: 'invalid', reason: err.message.split(',')[0] ?? 'invalid answer' };
   }
   return { kind: 'unreachable', reason: err instanceof Error ? err.message : String(err) };
 }
