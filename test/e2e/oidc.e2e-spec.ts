@@ -908,4 +908,62 @@ describe('single sign-on (OpenID Connect)', () => {
       expect(opaque ?? []).toEqual([]);
     });
   });
+
+  describe('when the provider cannot be reached', () => {
+    let own: OidcProvider;
+    let t: TestApp;
+    let down: TestApp;
+    let plugins: ReturnType<typeof pluginsDirWith>;
+
+    beforeAll(async () => {
+      // A provider of its own, stopped mid-test; access tokens that are always due for refresh.
+      own = await startOidcProvider({
+        clients: [],
+        accounts,
+        groupsClaim: 'always',
+        ttl: { AccessToken: 5 },
+      });
+      plugins = pluginsDirWith([]);
+      t = await startTestApp({ pluginsDir: plugins.dir, env: oidcEnv(own, 'portico-outage') });
+      await own.setClient(clientFor('portico-outage', t.baseUrl));
+      // Nothing listens on port 9 of loopback (discard): discovery fails at once.
+      down = await startTestApp({
+        pluginsDir: plugins.dir,
+        env: { ...oidcEnv(own, 'portico-down'), OIDC_ISSUER: 'http://127.0.0.1:9/realms/none' },
+      });
+    });
+
+    afterAll(async () => {
+      await t?.close();
+      await down?.close();
+      await own?.stop();
+      plugins?.remove();
+    });
+
+    it('answers 502 with a page at sign-in, and /api/auth/session still answers', async () => {
+      const res = await fetch(`${down.baseUrl}/api/auth/login`, { redirect: 'manual' });
+      expect(res.status).toBe(502);
+      expect(signInError(await res.text())).toMatch(/could not be reached/);
+      const session = await fetch(`${down.baseUrl}/api/auth/session`);
+      expect(await session.json()).toEqual({
+        oidc: true,
+        loginUrl: '/api/auth/login',
+        signedIn: false,
+      });
+    });
+
+    it('keeps a signed-in session when a refresh cannot reach the provider, and still issues tokens', async () => {
+      const begun = await beginSignIn(t.baseUrl);
+      const callbackUrl = await signInThroughProvider(own, begun.authorizationUrl, 'alice');
+      expect((await begun.jar.fetch(callbackUrl)).status).toBe(303);
+      await own.stop();
+      // The provider's access token (5 s) is within the refresh margin: this answer tries a refresh.
+      const res = await postAuth(t.baseUrl, begun.jar, 'token');
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as TokenAnswer;
+      expect(body.user).toMatchObject({ id: 'alice', admin: true });
+      const metrics = await (await fetch(`${t.baseUrl}/metrics`)).text();
+      expect(metrics).toMatch(/portico_session_refreshes_total\{outcome="unreachable"\} 1/);
+    });
+  });
 });
