@@ -50,7 +50,7 @@ export const CLOSE_CODES: Readonly<Record<number, CloseExplanation>> = {
     next: 'It will reconnect after you sign in again.',
   },
   4403: {
-    what: 'your access to this plugin was taken away',
+    what: 'you do not have access to this plugin, or no longer',
     reconnects: false,
     next: 'It will not reconnect; ask an administrator for access.',
   },

@@ -960,13 +960,35 @@ describe('web-terminal plugin through Portico', () => {
       await typeLine('echo "foo=$FOO"');
       await waitForText(`foo=bar-${rand}`);
       const text = await terminalText();
-      expect(text).toContain('[sign-in expired, reconnecting…]');
+      // A newer token was stored before the close: the terminal reconnects without a word.
+      expect(text).not.toContain('[sign-in expired');
       expect(text).toContain('set-42'); // the screen was kept
       expect(text).not.toContain('[new session');
       expect((await health()).sessions).toBe(1);
       await inPage((g) => g.unmountTerminal());
       await waitFor(async () => (await health()).sessions === 0, 10_000, 'the session to end');
     }, 30_000);
+
+    it('says so when no fresh token is there yet at a 4401, holds the keys typed meanwhile, and delivers them to the same shell', async () => {
+      await mountTerminal(t.token({ roles: ['terminal'], expiresInSeconds: -27 }));
+      const rand = randomBytes(6).toString('hex');
+      await typeLine(`export FOO=held-${rand}; echo set-$((6*7))`);
+      await waitForText('set-42');
+      // Closed with 4401 while localStorage still holds the expired token: reconnect attempts
+      // fail (401 before the 101) until the console stores a new one.
+      await page.locator('#terminal[data-terminal-close-code="4401"]').waitFor({ timeout: 15_000 });
+      await waitForText('[sign-in expired, reconnecting…]');
+      await typeLine('echo "typed-while-away=$FOO"');
+      await page.evaluate(
+        (token) => (globalThis as unknown as PageGlobals).localStorage.setItem('auth-token', token),
+        t.token({ roles: ['terminal'] }),
+      );
+      await page.locator('#terminal[data-terminal-state="open"]').waitFor({ timeout: 30_000 });
+      await waitForText(`typed-while-away=held-${rand}`);
+      expect(await terminalText()).not.toContain('[new session');
+      await inPage((g) => g.unmountTerminal());
+      await waitFor(async () => (await health()).sessions === 0, 10_000, 'the session to end');
+    }, 60_000);
 
     it('ends its shell when the page goes away, without waiting for the grace period', async () => {
       await mountTerminal(t.token({ roles: ['terminal'] }));

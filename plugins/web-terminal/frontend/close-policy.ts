@@ -39,7 +39,7 @@ export function closeAction(code: number, reason: string): CloseAction {
     case 4403:
       return {
         kind: 'final',
-        message: 'You no longer have access to the terminal.',
+        message: 'You do not have access to the terminal (it needs the admin or terminal role).',
         sessionMayLive: false,
       };
     case 4404:
