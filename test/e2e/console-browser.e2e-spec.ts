@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core';
 
-import { browserDescribe, launchChromium } from '../helpers/browser';
+import { browserDescribe, launchChromium, waitForTerminalLine } from '../helpers/browser';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TestApp } from '../helpers/test-app';
 
@@ -143,16 +143,8 @@ browserDescribe('the web console in a browser (Chromium)', () => {
       () => (globalThis as unknown as PageGlobals).__porticoTerminals?.[0]?.text() ?? '',
     );
 
-  /** Waits until a whole line of the terminal's buffer reads `line` (output, not the command). */
   const waitForLine = (page: Page, line: string): Promise<unknown> =>
-    page.waitForFunction(
-      (expected) =>
-        ((globalThis as unknown as PageGlobals).__porticoTerminals?.[0]?.text() ?? '')
-          .split('\n')
-          .some((l) => l.trimEnd() === expected),
-      line,
-      { timeout: STEP_MS },
-    );
+    waitForTerminalLine(page, line, STEP_MS);
 
   /** `stty size` as the shell sees it, next to the size xterm.js has. */
   async function shellSize(page: Page): Promise<{ shell: string; xterm: string }> {

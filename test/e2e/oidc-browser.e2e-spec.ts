@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 
-import { browserDescribe, launchChromium } from '../helpers/browser';
+import { browserDescribe, launchChromium, waitForTerminalLine } from '../helpers/browser';
 import { OidcProvider, startOidcProvider } from '../helpers/oidc-provider';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { startTestApp, TestApp } from '../helpers/test-app';
@@ -156,16 +156,8 @@ browserDescribe('single sign-on in the browser (Chromium, OpenID provider)', () 
     await page.keyboard.press('Enter');
   }
 
-  /** Waits until a whole line of the terminal's buffer reads `line` (output, not the command). */
   const waitForLine = (page: Page, line: string, timeout = STEP_MS): Promise<unknown> =>
-    page.waitForFunction(
-      (expected) =>
-        ((globalThis as unknown as PageGlobals).__porticoTerminals?.[0]?.text() ?? '')
-          .split('\n')
-          .some((l) => l.trimEnd() === expected),
-      line,
-      { timeout },
-    );
+    waitForTerminalLine(page, line, timeout);
 
   /** The socket closes the page recorded (RECORD_SOCKET_CLOSES) for paths starting with `path`. */
   const closesOf = async (page: Page, path: string): Promise<number[]> =>

@@ -8,6 +8,15 @@ import {
   startOidcProvider,
 } from '../helpers/oidc-provider';
 import { pluginsDirWith } from '../helpers/plugins-dir';
+import {
+  ACCESS_TOKEN_TTL_S,
+  clockReaches,
+  CSRF_COOKIE,
+  postAuth,
+  REFRESH_DUE_MS,
+  SESSION_COOKIE,
+  TokenAnswer,
+} from '../helpers/sso';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
 import {
   describeWithPostgres,
@@ -16,39 +25,12 @@ import {
   withDatabase,
 } from '../helpers/postgres';
 
-/** See test/e2e/oidc.e2e-spec.ts: with 33 s, a session is due for a refresh 2 to 3 s after sign-in. */
-const ACCESS_TOKEN_TTL_S = 33;
-const REFRESH_MARGIN_S = 30;
-const REFRESH_DUE_MS = (ACCESS_TOKEN_TTL_S - REFRESH_MARGIN_S) * 1000 + 300;
-
-const SESSION_COOKIE = 'portico_session';
-const CSRF_COOKIE = 'portico_csrf';
-
-interface TokenAnswer {
-  token: string;
-  expiresAt: string;
-  user: { id: string; roles: string[]; admin: boolean };
-}
-
-/** Waits until the wall clock reaches `at`: provider token expiry is a wall-clock rule. */
-function clockReaches(at: number): Promise<void> {
-  const ms = at - Date.now();
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
-}
-
 /** A browser that holds exactly these Portico cookies (the same browser, on another replica). */
 function browserWith(session: string, csrf: string): CookieJar {
   const jar = new CookieJar();
   jar.set(SESSION_COOKIE, session);
   jar.set(CSRF_COOKIE, csrf);
   return jar;
-}
-
-function postAuth(base: string, jar: CookieJar, what: 'token' | 'logout'): Promise<Response> {
-  return jar.fetch(`${base}/api/auth/${what}`, {
-    method: 'POST',
-    headers: { 'x-csrf-token': jar.get(CSRF_COOKIE) ?? '' },
-  });
 }
 
 /**

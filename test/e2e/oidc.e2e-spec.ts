@@ -12,27 +12,23 @@ import {
 } from '../helpers/oidc-provider';
 import { pluginsDirWith } from '../helpers/plugins-dir';
 import { PorticoProcess, startPorticoProcess } from '../helpers/portico-process';
+import {
+  ACCESS_TOKEN_TTL_S,
+  clockReaches,
+  CSRF_COOKIE,
+  LOGIN_COOKIE,
+  postAuth,
+  REFRESH_DUE_MS,
+  SESSION_COOKIE,
+  TokenAnswer,
+} from '../helpers/sso';
 import { startTestApp, TestApp } from '../helpers/test-app';
 import { waitFor } from '../helpers/wait';
 import { connect, open, WsConnection } from '../helpers/ws-client';
 
-/**
- * Lifetime of the provider's access tokens (s). Portico refreshes a session once its provider
- * access token runs out within 30 s (docs: "Single sign-on", POST /api/auth/token), so with 33 s
- * a session is due for a refresh 2 to 3 s after its sign-in or its last refresh (openid-client
- * counts expiry in whole seconds): short enough to wait for, long enough that a refresh is not
- * due again while concurrent requests are answered.
- */
-const ACCESS_TOKEN_TTL_S = 33;
-const REFRESH_MARGIN_S = 30;
-/** From the answer that brought a provider token, how long until it is certainly due. */
-const REFRESH_DUE_MS = (ACCESS_TOKEN_TTL_S - REFRESH_MARGIN_S) * 1000 + 300;
 /** SESSION_TOKEN_TTL_MS of the apps below (the smallest Portico accepts). */
 const SESSION_TOKEN_TTL_MS = 5000;
 
-const SESSION_COOKIE = 'portico_session';
-const CSRF_COOKIE = 'portico_csrf';
-const LOGIN_COOKIE = 'portico_oidc';
 const CALLBACK_PATH = '/api/auth/callback';
 
 const accounts = {
@@ -41,19 +37,6 @@ const accounts = {
   /** Revoked at the provider by the refresh test: nobody else signs in as carol. */
   carol: { name: 'Carol', groups: ['portico-admins'] },
 };
-
-interface SessionUser {
-  id: string;
-  name: string;
-  roles: string[];
-  admin: boolean;
-}
-
-interface TokenAnswer {
-  token: string;
-  expiresAt: string;
-  user: SessionUser;
-}
 
 /** A browser signed in to one Portico: its cookies there and at the provider. */
 interface SignedIn {
@@ -121,15 +104,6 @@ function claimsOf(jwt: string): Record<string, unknown> {
   >;
 }
 
-/**
- * Waits until the wall clock reaches `at` (ms since the epoch). Session lifetimes and provider
- * token expiry are wall-clock rules: no event marks them, so the test waits for the time itself.
- */
-function clockReaches(at: number): Promise<void> {
-  const ms = at - Date.now();
-  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
-}
-
 /** `GET /api/auth/login` as a browser: the 3xx to the provider and the cookie it sets. */
 async function beginSignIn(
   base: string,
@@ -180,14 +154,6 @@ async function providerPage(url: string, cookies: CookieJar): Promise<string> {
 }
 
 /** `POST /api/auth/token` (or logout) as the console sends it: session cookie + X-CSRF-Token. */
-function postAuth(
-  base: string,
-  jar: CookieJar,
-  what: 'token' | 'logout',
-  headers: Record<string, string> = { 'x-csrf-token': jar.get(CSRF_COOKIE) ?? '' },
-): Promise<Response> {
-  return jar.fetch(`${base}/api/auth/${what}`, { method: 'POST', headers });
-}
 
 describe('single sign-on (OpenID Connect)', () => {
   let provider: OidcProvider;

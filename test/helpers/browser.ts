@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 
 import { chromium } from 'playwright-core';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 /** Debian's chromium (`.ci/run` installs it); never a browser downloaded by a test tool. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -27,4 +27,24 @@ export const browserDescribe: jest.Describe =
 /** Launches Debian's chromium headless with the flags above. */
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+}
+
+/** What the web terminal exposes to tests in the page (plugins/web-terminal/frontend). */
+interface TerminalGlobals {
+  __porticoTerminals?: { text(): string }[];
+}
+
+/**
+ * Waits until a whole line of the first web terminal's buffer reads `line` (output, not the
+ * command that printed it, which has the prompt in front).
+ */
+export function waitForTerminalLine(page: Page, line: string, timeout: number): Promise<unknown> {
+  return page.waitForFunction(
+    (expected) =>
+      ((globalThis as unknown as TerminalGlobals).__porticoTerminals?.[0]?.text() ?? '')
+        .split('\n')
+        .some((l) => l.trimEnd() === expected),
+    line,
+    { timeout },
+  );
 }
