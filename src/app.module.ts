@@ -8,6 +8,7 @@ import { ConsoleModule } from './console/console.module';
 import { EventsModule } from './events/events.module';
 import { PorticoConfig } from './config/portico-config';
 import { HealthModule } from './health/health.module';
+import { CapacityMonitor } from './http/capacity-monitor';
 import { HttpDrain } from './http/http-drain';
 import { LoggingModule } from './logging/logging.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -30,7 +31,7 @@ export class AppModule {
         ConsoleModule,
         HealthModule,
       ],
-      providers: [HttpDrain],
+      providers: [HttpDrain, CapacityMonitor],
     };
   }
 }

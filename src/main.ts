@@ -6,6 +6,7 @@ import { ConfigException } from './config/config.exception';
 import { loadConfig } from './config/load-config';
 import { PorticoConfig } from './config/portico-config';
 import { createApp } from './bootstrap';
+import { listen, logListenBacklog } from './http/listen';
 import { readOpenFileLimit } from './http/open-file-limit';
 import { DATA_DIR_LOCKED_EXIT_CODE, DataDirLockedError } from './plugins/process/data-dir-lock';
 import { tuneHeap } from './runtime/heap-tuning';
@@ -26,8 +27,9 @@ async function main(): Promise<void> {
     throw err;
   }
   logOpenFileLimit(new Logger('Runtime'));
+  logListenBacklog(config, new Logger('Runtime'));
   try {
-    await app.listen(config.PORT, config.HOST);
+    await listen(app, config);
   } catch (err) {
     // Plugins may already run (the port was taken after bootstrap): stop them, release the lock.
     await app.close().catch(() => undefined);

@@ -26,6 +26,7 @@ export const CONFIG_KEYS = [
   'NODE_ENV',
   'PORT',
   'HOST',
+  'LISTEN_BACKLOG',
   'PLUGINS_DIR',
   'DATA_DIR',
   'JWT_SECRET',

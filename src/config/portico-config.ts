@@ -45,6 +45,18 @@ export class PorticoConfig {
   @Max(65535)
   public PORT: number = 8080;
 
+  /**
+   * Connections the kernel may hold for Portico before it accepts them (listen backlog). A
+   * rollout reconnects every client of a drained pod at once; with Node's default (511) the queue
+   * overflows, SYNs are dropped and clients retry after 1, 3, 7 s. The kernel caps it at
+   * `net.core.somaxconn` (4096 on current Linux), which Portico logs at startup.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1048576)
+  public LISTEN_BACKLOG: number = 65535;
+
   /** Interface to bind. */
   @IsString()
   public HOST: string = '0.0.0.0';

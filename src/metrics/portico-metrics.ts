@@ -83,6 +83,13 @@ export class PorticoMetrics {
     registers: [this.registry],
   });
 
+  /** Open file descriptors / the soft limit (two per proxied WebSocket). */
+  public readonly fdUsage = new Gauge({
+    name: 'portico_fd_usage_ratio',
+    help: 'Open file descriptors as a share of the open-file limit (each proxied WebSocket holds two); Portico warns at 0.8',
+    registers: [this.registry],
+  });
+
   public constructor() {
     this.configValid.set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'portico_' });

@@ -9,6 +9,7 @@ import { mintToken, MintOptions } from '../../scripts/lib/token-minter';
 import { createApp } from '../../src/bootstrap';
 import { loadConfig } from '../../src/config/load-config';
 import { PorticoConfig } from '../../src/config/portico-config';
+import { listen } from '../../src/http/listen';
 import { suiteHasEnded, track } from './leftovers';
 
 export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
@@ -59,7 +60,7 @@ export async function startTestApp(
       ...options.env,
     });
     app = await createApp(config);
-    await app.listen(0, '127.0.0.1');
+    await listen(app, config, 0, '127.0.0.1');
     // A test that timed out runs on after its suite ended: an app started then is not kept.
     if (suiteHasEnded()) throw new Error('the suite ended while this app was starting');
   } catch (err) {
