@@ -993,7 +993,12 @@ describe('web-terminal plugin through Portico', () => {
     it('ends its shell when the page goes away, without waiting for the grace period', async () => {
       await mountTerminal(t.token({ roles: ['terminal'] }));
       await typeLine(`echo "marker=$${SESSION_MARKER}"`);
-      await waitForText('marker=');
+      // The typed command holds `marker=` too: wait for the value the shell prints.
+      await waitFor(
+        async () => /marker=[0-9a-f]{24}/.test(await terminalText()),
+        10_000,
+        'the shell to print its session marker',
+      );
       const marker = /marker=([0-9a-f]{24})/.exec(await terminalText())?.[1];
       expect(marker).toBeDefined();
       await page.goto(`${t.baseUrl}/healthz`); // pagehide: the page cannot come back to it
