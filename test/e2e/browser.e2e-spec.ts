@@ -68,6 +68,28 @@ browserDescribe('in a browser (Chromium)', () => {
     await log.filter({ hasText: '< hello from a browser' }).waitFor({ timeout: 10_000 });
   }, 30_000);
 
+  it('reconnects by itself after a plugin restart (1012), with a fresh read of the token', async () => {
+    await signIn();
+    await page.goto(`${t.baseUrl}/api/plugins/echo/assets/frontend/index.html`);
+    const log = page.locator('pre');
+    await log.filter({ hasText: 'connected' }).waitFor({ timeout: 10_000 });
+    const restart = await fetch(`${t.baseUrl}/api/plugins/echo/restart`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken()}` },
+    });
+    expect(restart.status).toBe(202);
+    await log.filter({ hasText: /closed \(1012/ }).waitFor({ timeout: 10_000 });
+    await log.filter({ hasText: /reconnecting in \d+\.\d s/ }).waitFor({ timeout: 10_000 });
+    await page.waitForFunction(
+      () => (document.querySelector('pre')?.textContent?.match(/^connected$/gm) ?? []).length >= 2,
+      undefined,
+      { timeout: 30_000 },
+    );
+    await page.fill('input[name=msg]', 'after the restart');
+    await page.press('input[name=msg]', 'Enter');
+    await log.filter({ hasText: '< after the restart' }).waitFor({ timeout: 10_000 });
+  }, 60_000);
+
   it('refuses the page without credentials (401)', async () => {
     const res = await page.goto(`${t.baseUrl}/api/plugins/echo/assets/frontend/index.html`);
     expect(res?.status()).toBe(401);
