@@ -81,7 +81,7 @@ browserDescribe('in a browser (Chromium)', () => {
     await log.filter({ hasText: /closed \(1012/ }).waitFor({ timeout: 10_000 });
     await log.filter({ hasText: /reconnecting in \d+\.\d s/ }).waitFor({ timeout: 10_000 });
     await page.waitForFunction(
-      () => (document.querySelector('pre')?.textContent?.match(/^connected$/gm) ?? []).length >= 2,
+      "(document.querySelector('pre')?.textContent?.match(/^connected$/gm) ?? []).length >= 2",
       undefined,
       { timeout: 30_000 },
     );

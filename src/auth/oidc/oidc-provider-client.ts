@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { custom, errors, Issuer } from 'openid-client';
 import type { BaseClient, IdTokenClaims, TokenSet } from 'openid-client';
 
 import { CLOCK_TOLERANCE_SECONDS } from '../token-verifier.service';
@@ -139,6 +138,8 @@ export class OidcProviderClient {
 
   private async discover(): Promise<BaseClient> {
     try {
+      // Loaded on first use (about 14 MiB): a Portico without single sign-on never pays for it.
+      const { custom, Issuer } = await openidClient();
       const issuer = await Issuer.discover(this.settings.issuer);
       issuer[custom.http_options] = () => ({ timeout: PROVIDER_TIMEOUT_MS });
       const client = new issuer.Client({
@@ -167,16 +168,25 @@ export class OidcProviderClient {
   }
 }
 
+type OpenidClient = typeof import('openid-client');
+let loaded: OpenidClient | undefined;
+
+/** openid-client, loaded once. */
+async function openidClient(): Promise<OpenidClient> {
+  loaded ??= await import('openid-client');
+  return loaded;
+}
+
 /** Runs a call to the provider, turning whatever it throws into a ProviderError. */
 async function call<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    throw new ProviderError(classify(err));
+    throw new ProviderError(classify(err, (await openidClient()).errors));
   }
 }
 
-function classify(err: unknown): ProviderFailure {
+function classify(err: unknown, errors: OpenidClient['errors']): ProviderFailure {
   if (err instanceof errors.OPError)
     return {
       kind: 'refused',

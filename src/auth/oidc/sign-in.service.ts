@@ -1,10 +1,9 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 
 import { HttpException, Logger } from '@nestjs/common';
 import type { OnApplicationBootstrap } from '@nestjs/common';
-import { generators } from 'openid-client';
 
 import { PorticoConfig } from '../../config/portico-config';
 import type { PorticoMetrics } from '../../metrics/portico-metrics';
@@ -132,9 +131,9 @@ export class SignInService implements OnApplicationBootstrap {
       );
     const redirectUri = this.redirectUri(req);
     const transaction: LoginTransaction = {
-      state: generators.state(),
-      nonce: generators.nonce(),
-      codeVerifier: generators.codeVerifier(),
+      state: random(),
+      nonce: random(),
+      codeVerifier: random(),
       returnTo,
       redirectUri,
       startedAt: Date.now(),
@@ -145,7 +144,7 @@ export class SignInService implements OnApplicationBootstrap {
         scope: this.scope,
         state: transaction.state,
         nonce: transaction.nonce,
-        codeChallenge: generators.codeChallenge(transaction.codeVerifier),
+        codeChallenge: createHash('sha256').update(transaction.codeVerifier).digest('base64url'),
       })
       .catch((err: unknown) => {
         throw this.providerFailure(err);
@@ -547,6 +546,14 @@ export class SignInService implements OnApplicationBootstrap {
       throw err;
     }
   }
+}
+
+/**
+ * A fresh state, nonce or PKCE code verifier: 256 random bits, base64url (43 characters, within
+ * RFC 7636's 43–128 for a verifier), as openid-client's own generators make them.
+ */
+function random(): string {
+  return randomBytes(32).toString('base64url');
 }
 
 /** Associated data of the transaction cookie: it opens as nothing else. */
