@@ -281,8 +281,10 @@ export class PorticoConfig {
 
   /**
    * Connections one client address (IPv6: one /64) may have open before its first request head
-   * is read; more are closed at once. 0 = no cap. 64 leaves room for several browsers behind one
-   * NAT (six connections per host each) while keeping a single address far below the fd limit.
+   * is read, counted from a second after each is accepted (a reconnect storm's heads are already
+   * there); more are closed then, and beyond 64 times the cap at once. 0 = no cap. 64 leaves
+   * room for several browsers behind one NAT (six connections per host each) while keeping a
+   * single address far below the fd limit.
    */
   @Transform(toInt)
   @IsInt()

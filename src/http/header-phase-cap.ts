@@ -4,8 +4,20 @@ import type { Socket } from 'node:net';
 import { clientKey } from './client-address';
 
 export interface HeaderPhaseCapOptions {
-  /** Most connections one client may have before its first request head is read; ≥ 1. */
+  /**
+   * Most connections one client may hold in the header phase for longer than `graceMs`; ≥ 1.
+   * A connection over it is closed once its grace ends without a request head.
+   */
   readonly maxPerClient: number;
+  /**
+   * How long a new connection may take to send its request head before it counts against
+   * `maxPerClient`. A reconnect storm through one address (a NAT) queues thousands of
+   * connections that Portico accepts at once, before it has read any of their heads (which
+   * are already in the kernel's buffers): they are not refused for that.
+   */
+  readonly graceMs: number;
+  /** Most connections one client may have in the header phase at all; more are closed at once. */
+  readonly maxBurstPerClient: number;
   /** Addresses the cap does not apply to (a reverse proxy in front, say). */
   readonly exempt: (address: string) => boolean;
   /** Refusals are logged at most twice per client per window: the first, then a count. */
@@ -27,15 +39,22 @@ export interface HeaderPhaseCapLogLine {
 /**
  * Caps the connections each client address may hold open before sending its first request head,
  * the phase a slowloris attack stays in (HTTP_HEADERS_TIMEOUT_MS bounds how long; this bounds how
- * many). A connection counts from `connection` until its first `request` or `upgrade` head is
- * parsed, or it closes; later requests on a kept-alive connection are not counted again (an idle
- * one is closed after HTTP_KEEP_ALIVE_TIMEOUT_MS, a slow one after the headers timeout). A new
- * connection from a client already at the cap is destroyed at once, before any byte is read.
- * Clients are counted by clientKey (IPv6 by /64).
+ * many). A connection is in its header phase from `connection` until its first `request` or
+ * `upgrade` head is parsed, or it closes; later requests on a kept-alive connection are not
+ * counted again (an idle one is closed after HTTP_KEEP_ALIVE_TIMEOUT_MS, a slow one after the
+ * headers timeout). A connection still in its header phase after `graceMs` counts against
+ * `maxPerClient`: over it, it is destroyed then, having sent no complete head. A client with
+ * `maxBurstPerClient` connections in the header phase has new ones destroyed at once, before any
+ * byte is read. So a silent client holds at most `maxPerClient` connections for long and
+ * `maxBurstPerClient` for a moment, while a storm of real clients behind one address, whose heads
+ * arrive with their connections, is served. Clients are counted by clientKey (IPv6 by /64).
  */
 export class HeaderPhaseCap {
+  /** Per client: connections past their grace, still without a head. */
   private readonly open = new Map<string, number>();
-  private readonly counted = new WeakMap<Socket, string>();
+  /** Per client: every connection in its header phase, within its grace or past it. */
+  private readonly pending = new Map<string, number>();
+  private readonly tracked = new WeakMap<Socket, Tracked>();
   /** Per client refused in the current log window: refusals not yet logged. */
   private readonly unlogged = new Map<string, number>();
   private flushTimer: NodeJS.Timeout | undefined;
@@ -43,10 +62,10 @@ export class HeaderPhaseCap {
 
   public constructor(private readonly options: HeaderPhaseCapOptions) {}
 
-  /** Connections currently counted, over every client. */
+  /** Connections in their header phase now (within their grace or past it), over every client. */
   public get inHeaderPhase(): number {
     let sum = 0;
-    for (const n of this.open.values()) sum += n;
+    for (const n of this.pending.values()) sum += n;
     return sum;
   }
 
@@ -77,16 +96,34 @@ export class HeaderPhaseCap {
     const address = socket.remoteAddress;
     const client = clientKey(address);
     if (address === undefined || client === undefined || this.options.exempt(address)) return;
-    const open = this.open.get(client) ?? 0;
-    if (open >= this.options.maxPerClient) {
+    const pending = this.pending.get(client) ?? 0;
+    if (pending >= this.options.maxBurstPerClient) {
       socket.destroy();
       this.refuse(client);
       return;
     }
-    this.open.set(client, open + 1);
-    this.counted.set(socket, client);
+    this.pending.set(client, pending + 1);
+    const entry: Tracked = { client, counted: false, timer: undefined };
+    entry.timer = setTimeout(() => this.graceOver(socket, entry), this.options.graceMs);
+    entry.timer.unref();
+    this.tracked.set(socket, entry);
     socket.once('close', () => this.release(socket));
   };
+
+  /** Still no head after its grace: it counts now, or is closed if its client is at the cap. */
+  private graceOver(socket: Socket, entry: Tracked): void {
+    entry.timer = undefined;
+    if (this.tracked.get(socket) !== entry) return;
+    const open = this.open.get(entry.client) ?? 0;
+    if (open >= this.options.maxPerClient) {
+      this.release(socket);
+      socket.destroy();
+      this.refuse(entry.client);
+      return;
+    }
+    entry.counted = true;
+    this.open.set(entry.client, open + 1);
+  }
 
   private readonly onRequest = (req: IncomingMessage): void => this.release(req.socket);
 
@@ -97,12 +134,12 @@ export class HeaderPhaseCap {
   }
 
   private release(socket: Socket): void {
-    const client = this.counted.get(socket);
-    if (client === undefined) return;
-    this.counted.delete(socket);
-    const open = (this.open.get(client) ?? 1) - 1;
-    if (open > 0) this.open.set(client, open);
-    else this.open.delete(client);
+    const entry = this.tracked.get(socket);
+    if (entry === undefined) return;
+    this.tracked.delete(socket);
+    clearTimeout(entry.timer);
+    decrement(this.pending, entry.client);
+    if (entry.counted) decrement(this.open, entry.client);
   }
 
   private refuse(client: string): void {
@@ -137,4 +174,19 @@ export class HeaderPhaseCap {
       refused,
     });
   }
+}
+
+/** A connection in its header phase. */
+interface Tracked {
+  readonly client: string;
+  /** Past its grace and counted against the cap. */
+  counted: boolean;
+  /** Ends the grace; undefined once it has. */
+  timer: NodeJS.Timeout | undefined;
+}
+
+function decrement(counts: Map<string, number>, client: string): void {
+  const n = (counts.get(client) ?? 1) - 1;
+  if (n > 0) counts.set(client, n);
+  else counts.delete(client);
 }

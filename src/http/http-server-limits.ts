@@ -8,6 +8,14 @@ import { HeaderPhaseCap } from './header-phase-cap';
 
 /** Refused connections are logged at most twice a minute per client. */
 const CAP_LOG_WINDOW_MS = 60_000;
+/**
+ * How long a new connection may take to send its request head before it counts against
+ * MAX_HEADER_PHASE_CONNECTIONS_PER_IP: a browser sends it at once, and after a reconnect storm
+ * Portico reads a queued connection's head within milliseconds of accepting it.
+ */
+export const HEADER_PHASE_GRACE_MS = 1_000;
+/** Connections one address may open within that grace: a storm through a NAT, not a flood. */
+export const HEADER_PHASE_BURST_FACTOR = 64;
 
 /**
  * Node's own default is 30 s: it only looks for expired header phases that often, so a header
@@ -39,6 +47,8 @@ export function applyHttpServerLimits(
   if (config.MAX_HEADER_PHASE_CONNECTIONS_PER_IP === 0) return undefined;
   const cap = new HeaderPhaseCap({
     maxPerClient: config.MAX_HEADER_PHASE_CONNECTIONS_PER_IP,
+    graceMs: HEADER_PHASE_GRACE_MS,
+    maxBurstPerClient: config.MAX_HEADER_PHASE_CONNECTIONS_PER_IP * HEADER_PHASE_BURST_FACTOR,
     exempt: addressMatcher(config.HEADER_PHASE_CAP_EXEMPT),
     logWindowMs: CAP_LOG_WINDOW_MS,
     log: (line) => logger.warn(line),

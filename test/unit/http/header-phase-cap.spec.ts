@@ -8,6 +8,8 @@ import { HeaderPhaseCap, HeaderPhaseCapLogLine } from '../../../src/http/header-
 import { waitFor } from '../../helpers/wait';
 
 const CAP = 3;
+const BURST = 6;
+const GRACE_MS = 500;
 
 describe('HeaderPhaseCap', () => {
   let server: Server;
@@ -37,6 +39,8 @@ describe('HeaderPhaseCap', () => {
     server = createServer((_req, res) => res.end('ok'));
     cap = new HeaderPhaseCap({
       maxPerClient: CAP,
+      graceMs: GRACE_MS,
+      maxBurstPerClient: BURST,
       exempt: addressMatcher(['127.0.0.9']),
       logWindowMs: 200,
       log: (line) => logged.push(line),
@@ -50,7 +54,7 @@ describe('HeaderPhaseCap', () => {
     await new Promise((resolve) => server.close(resolve));
   });
 
-  it('one client over the cap → new connections closed at once, others unaffected', async () => {
+  it('one client over the cap → new silent connections closed when their grace ends, others unaffected', async () => {
     const held = [open(), open(), open()];
     await counted(CAP);
     const over = [open(), open()];
@@ -77,6 +81,39 @@ describe('HeaderPhaseCap', () => {
     ]);
     await waitFor(() => logged.length === 2, 5000, 'the summary line');
     expect(logged[1]).toMatchObject({ client: '127.0.0.1', refused: 2 });
+  });
+
+  it('a burst of silent connections beyond maxBurstPerClient → the extra ones closed at once', async () => {
+    const silent = Array.from({ length: BURST + 2 }, () => open());
+    const closedOrder: number[] = [];
+    silent.forEach((socket, i) => socket.once('close', () => closedOrder.push(i)));
+    // Once the grace is over, the address keeps only CAP of its silent connections…
+    await waitFor(() => closedOrder.length === BURST + 2 - CAP, 5000, 'the rest closed');
+    expect(cap.refused).toBe(BURST + 2 - CAP);
+    // …and the two beyond the burst went first, at once, not at the end of a grace.
+    expect(closedOrder.slice(0, 2).sort()).toEqual([BURST, BURST + 1]);
+    expect(cap.inHeaderPhase).toBe(CAP);
+  });
+
+  it('a storm of complete requests from an address at the cap → all served (their heads come with them)', async () => {
+    for (let i = 0; i < CAP; i++) open();
+    await counted(CAP);
+    await new Promise((resolve) => setTimeout(resolve, GRACE_MS + 50)); // past their grace
+    const storm = Array.from({ length: BURST - CAP }, () =>
+      open('127.0.0.1', 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    );
+    const answers = await Promise.all(
+      storm.map(
+        (s) =>
+          new Promise<string>((resolve) => {
+            let text = '';
+            s.on('data', (chunk: Buffer) => (text += chunk.toString()));
+            s.once('close', () => resolve(text));
+          }),
+      ),
+    );
+    expect(answers.map((a) => a.split('\r\n')[0])).toEqual(storm.map(() => 'HTTP/1.1 200 OK'));
+    expect(cap.refused).toBe(0);
   });
 
   it('a request head read → slot freed; the kept-alive connection no longer counts', async () => {
