@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --quick] [--targets direct,nginx,portico] [--scenarios latency,...]
- *  [--runs 3] [--no-warmup] [--docs|--no-docs] [--keep-tmp] [--cpu-prof] [--render results.json]`
+ *  [--runs 3] [--no-warmup] [--docs|--no-docs] [--keep-tmp] [--cpu-prof] [--render results.json]
+ *  [--storm-clients N] [--storm-per-address N]`
  *
  * Starts an echo plugin, nginx in front of it and Portico (which runs its own echo), pins the
  * servers to one CPU and a load client to another, runs every scenario on every target, and
@@ -30,12 +31,15 @@ import { performance } from 'node:perf_hooks';
 
 import { mintToken } from '../scripts/lib/token-minter';
 import {
+  EARLIER_GOALS,
   goalsTable,
+  idleStepsTable,
   machineLines,
   medians,
   Report,
   resultsTable,
   RunRecord,
+  stormTable,
   writeDocs,
 } from './report';
 import { processCpuMs, systemCpuMs } from './scenarios';
@@ -65,6 +69,7 @@ import {
 
 const ROOT = resolve(__dirname, '..');
 const IDLE_WANTED = 10000;
+const STORM_WANTED = 10000;
 
 const FULL: ScenarioParams = {
   messageBytes: 64,
@@ -82,6 +87,12 @@ const FULL: ScenarioParams = {
   connectConcurrency: 20,
   idleConnections: IDLE_WANTED,
   idleSettleMs: 2000,
+  rateConnections: 1000,
+  rateWarmupSeconds: 2,
+  rateSeconds: 10,
+  stormClients: STORM_WANTED,
+  stormClientsPerAddress: 32,
+  stormTimeoutMs: 60000,
   stallMs: 10000,
 };
 
@@ -94,8 +105,11 @@ const QUICK: ScenarioParams = {
   bulkSeconds: 2,
   connectCount: 200,
   connectWarmup: 50,
-  idleConnections: 1000,
+  idleConnections: 2000,
   idleSettleMs: 1000,
+  rateWarmupSeconds: 1,
+  rateSeconds: 4,
+  stormClients: 1000,
 };
 
 interface Options {
@@ -108,6 +122,12 @@ interface Options {
   keepTmp: boolean;
   cpuProf: boolean;
   render: string | undefined;
+  /** Storm clients per loopback source address (default: the scenario's own, 32). */
+  stormPerAddress: number | undefined;
+  /** Storm clients (default: 10,000 bounded by the open-file limit; quick: 1,000). */
+  stormClients: number | undefined;
+  /** Idle connections (default: 10,000 bounded by the open-file limit; quick: 2,000). */
+  idleConnections: number | undefined;
   args: string[];
 }
 
@@ -143,6 +163,9 @@ function parseOptions(argv: string[]): Options {
       'keep-tmp': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       render: { type: 'string' },
+      'storm-per-address': { type: 'string' },
+      'storm-clients': { type: 'string' },
+      'idle-connections': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -151,6 +174,20 @@ function parseOptions(argv: string[]): Options {
   const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1 || runs > 9)
     throw new Error('--runs must be a whole number from 1 to 9');
+  const perAddress =
+    values['storm-per-address'] === undefined ? undefined : Number(values['storm-per-address']);
+  if (perAddress !== undefined && (!Number.isInteger(perAddress) || perAddress < 1))
+    throw new Error('--storm-per-address must be a whole number of at least 1');
+  const count = (name: 'storm-clients' | 'idle-connections'): number | undefined => {
+    const raw = values[name];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`--${name} must be a whole number of at least 1`);
+    return n;
+  };
+  const stormClients = count('storm-clients');
+  const idleConnections = count('idle-connections');
   const targets = parseList(values.targets, TARGETS, 'target');
   const scenarios = parseList(values.scenarios, SCENARIOS, 'scenario');
   const complete = targets.length === TARGETS.length && scenarios.length === SCENARIOS.length;
@@ -167,6 +204,9 @@ function parseOptions(argv: string[]): Options {
     keepTmp: values['keep-tmp'] === true,
     cpuProf: values['cpu-prof'] === true,
     render: values.render,
+    stormPerAddress: perAddress,
+    stormClients,
+    idleConnections,
     args: argv,
   };
 }
@@ -359,7 +399,7 @@ class Launcher {
       // worker_connections are free, so leave headroom above the two per proxied connection.
       .replace(
         /\{\{WORKER_CONNECTIONS\}\}/g,
-        String(Math.max(32768, Math.min(this.nofile, 65536))),
+        String(Math.max(32768, Math.min(this.nofile, 262144))),
       );
     const confFile = join(prefix, 'nginx.conf');
     writeFileSync(confFile, conf);
@@ -380,6 +420,7 @@ class Launcher {
         headers: {},
         proxyPid: children(server.pid)[0],
         upstreamPid: echo.server.pid,
+        upstreamPort: echo.port,
       },
       servers: [server],
     };
@@ -407,6 +448,8 @@ class Launcher {
         headers: { Authorization: `Bearer ${token}` },
         proxyPid: server.pid,
         upstreamPid: echo.server.pid,
+        jwtSecret: secret,
+        upstreamPort: echo.port,
       },
       servers: [server],
     };
@@ -452,13 +495,16 @@ class Launcher {
       waitUntil(server, `GET ${readyz} 200`, async () => (await httpStatus(readyz)) === 200, 30000),
     );
     const token = mintToken(secret, { sub: 'bench', roles: [], expiresInSeconds: 6 * 3600 });
+    const echoPid = porticoEchoPid(server.pid);
     return {
       endpoint: {
         name: 'portico',
         url: `ws://127.0.0.1:${port}/plugin-ws/echo`,
         headers: { Authorization: `Bearer ${token}` },
         proxyPid: server.pid,
-        upstreamPid: porticoEchoPid(server.pid),
+        upstreamPid: echoPid,
+        jwtSecret: secret,
+        upstreamPort: echoPid === undefined ? undefined : listeningPort(echoPid),
       },
       servers: [server],
     };
@@ -492,13 +538,64 @@ function porticoEchoPid(porticoPid: number): number | undefined {
   return undefined;
 }
 
+/** The TCP port process `pid` listens on (from `ss -ltnp`), if exactly one is found. */
+function listeningPort(pid: number): number | undefined {
+  const r = spawnSync('ss', ['-ltnpH'], { encoding: 'utf8' });
+  const ports = new Set<number>();
+  for (const line of (r.stdout ?? '').split('\n')) {
+    if (!line.includes(`pid=${pid},`)) continue;
+    const local = line.trim().split(/\s+/)[3] ?? '';
+    ports.add(Number(local.slice(local.lastIndexOf(':') + 1)));
+  }
+  return ports.size === 1 ? [...ports][0] : undefined;
+}
+
+/**
+ * Sockets on any of `ports` that are neither listening nor in TIME_WAIT: connections of an
+ * earlier scenario that are still open or closing.
+ */
+function liveSockets(ports: number[]): number {
+  if (ports.length === 0) return 0;
+  const filter = `( ${ports.map((p) => `sport = :${p} or dport = :${p}`).join(' or ')} )`;
+  const r = spawnSync('ss', ['-tanH', filter], { encoding: 'utf8' });
+  if (r.status !== 0) return 0;
+  return r.stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !/^(LISTEN|TIME-WAIT)\s/.test(line.trim())).length;
+}
+
+/**
+ * Before a storm: waits (up to 60 s) until no connection of an earlier scenario is left on any
+ * target's or upstream's port, so that every storm meets servers in the same state.
+ */
+async function waitForSocketsGone(ports: number[], label: string): Promise<void> {
+  const deadline = Date.now() + 60000;
+  let live = liveSockets(ports);
+  while (live > 0 && Date.now() < deadline) {
+    await guard(sleep(250));
+    live = liveSockets(ports);
+  }
+  if (live > 0) say(`warning: ${live} sockets of earlier scenarios still open before ${label}`);
+}
+
+/** The port of a ws:// URL. */
+function urlPort(url: string): number {
+  return Number(new URL(url).port);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Load client
+
+/** What the load client answers for one scenario. */
+interface ScenarioResult {
+  metrics: Metrics;
+  notes: string[];
+}
 
 class LoadClient {
   private readonly pending = new Map<
     number,
-    { resolve: (m: Metrics) => void; reject: (e: Error) => void }
+    { resolve: (r: ScenarioResult) => void; reject: (e: Error) => void }
   >();
   private nextId = 1;
   private exiting = false;
@@ -512,7 +609,7 @@ class LoadClient {
       const waiter = this.pending.get(msg.id);
       if (!waiter) return;
       this.pending.delete(msg.id);
-      if (msg.type === 'result') waiter.resolve(msg.metrics);
+      if (msg.type === 'result') waiter.resolve({ metrics: msg.metrics, notes: msg.notes ?? [] });
       else waiter.reject(new Error(msg.message));
     });
     proc.on('exit', (code, signal) => {
@@ -544,11 +641,11 @@ class LoadClient {
     scenario: ScenarioName | 'preflight',
     target: TargetEndpoint,
     params: ScenarioParams,
-  ): Promise<Metrics> {
+  ): Promise<ScenarioResult> {
     await guard(withTimeout(this.ready, 30000, 'load client start'));
     const id = this.nextId++;
     const request: ClientRequest = { type: 'run', id, scenario, target, params };
-    const result = new Promise<Metrics>((resolveRun, reject) => {
+    const result = new Promise<ScenarioResult>((resolveRun, reject) => {
       this.pending.set(id, { resolve: resolveRun, reject });
     });
     this.proc.send(request);
@@ -624,7 +721,14 @@ function scenarioBudgetMs(s: ScenarioName, p: ScenarioParams): number {
     case 'bulk':
       return base + (p.warmupSeconds + p.bulkSeconds) * 1000;
     case 'idle':
-      return base + p.idleSettleMs + 60000;
+      // Up to six checkpoints, each settling for a few seconds, and the connections themselves.
+      return base + p.idleSettleMs + 60000 + 6 * 8000 + p.idleConnections * 5;
+    case 'rate5':
+    case 'rate10':
+      return base + (p.rateWarmupSeconds + p.rateSeconds) * 1000;
+    case 'storm':
+      // The clients' deadline, then closing them all.
+      return base + p.stormTimeoutMs + 30000;
     default:
       return base;
   }
@@ -656,13 +760,54 @@ function headlineOf(scenario: ScenarioName, m: Metrics): string {
     case 'bulk':
       return `${m.mbPerSec.toFixed(1)} MB/s`;
     case 'connect':
-      return `${m.perSec.toFixed(0)}/s  p50 ${m.handshakeP50Ms.toFixed(2)} ms  p99 ${m.handshakeP99Ms.toFixed(2)} ms`;
-    case 'idle':
+    case 'connect-distinct':
       return (
-        `${m.kibPerConn.toFixed(2)} KiB/conn (RSS ${m.rssBeforeKiB} → ${m.rssAfterKiB} KiB for ` +
-        `${m.connections} connections)`
+        `${m.perSec.toFixed(0)}/s  p50 ${m.handshakeP50Ms.toFixed(2)} ms  p99 ` +
+        `${m.handshakeP99Ms.toFixed(2)} ms  proxy CPU ${us(m.proxyCpuUsPerHandshake)}/handshake ` +
+        `(upstream ${us(m.upstreamCpuUsPerHandshake)})`
       );
+    case 'rate5':
+    case 'rate10':
+      return (
+        `${f(m.roundTripsPerSec, 0)} round trips/s of ${f(m.targetPerSec, 0)}  p50 ` +
+        `${f(m.latencyP50Ms, 2)} ms  p99 ${f(m.latencyP99Ms, 2)} ms  proxy CPU ${us(m.proxyCpuUsPerRoundTrip)}/round trip ` +
+        `(upstream ${us(m.upstreamCpuUsPerRoundTrip)})`
+      );
+    case 'storm':
+      return (
+        `${m.echoed}/${m.clients} echoed, last after ${f(m.stormSeconds, 2)} s ` +
+        `(p50 ${f(m.echoP50Seconds, 2)} s), ${m.failures} failed; listen overflows ` +
+        `${m.kernelListenOverflows}, SYN retransmits ${m.kernelTCPSynRetrans}; accept queue max ` +
+        `${m.listenerAcceptQueueMax}/${m.listenerBacklog}; proxy CPU ${us(m.proxyCpuUsPerClient)}/client`
+      );
+    case 'idle': {
+      const steps = Array.from(
+        { length: m.steps },
+        (_, k) => `${f(m[`step${k + 1}KibPerConn`], 1)} up to ${m[`step${k + 1}Connections`]}`,
+      );
+      return (
+        `${f(m.kibPerConn, 2)} KiB/conn (RSS ${m.rssBeforeKiB} → ${m.rssAfterKiB} KiB for ` +
+        `${m.connections} connections; at rest ${f(m.rssRestMiB, 1)} MiB; KiB/conn by step: ` +
+        `${steps.join(', ')})`
+      );
+    }
   }
+}
+
+/**
+ * A number for a headline; "-" when not measured (direct has no upstream; NaN arrives as null
+ * over the IPC channel).
+ */
+function f(v: number | null | undefined, digits: number): string {
+  return typeof v === 'number' && Number.isFinite(v)
+    ? v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : '-';
+}
+
+/** CPU time in µs for a headline. */
+function us(v: number | null | undefined): string {
+  const text = f(v, 0);
+  return text === '-' ? text : `${text} µs`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -682,13 +827,16 @@ async function main(): Promise<number> {
   }
   const command = `npm run bench${opts.args.length > 0 ? ` -- ${opts.args.join(' ')}` : ''}`;
   const params: ScenarioParams = { ...(opts.quick ? QUICK : FULL) };
-  const watchdogMs = opts.quick ? 170000 : 25 * 60000;
+  // Quick: every scenario on every target once. Full: about 25 minutes for 3 runs, so an hour
+  // leaves room for storms that run into their 60 s deadline and for a busy machine.
+  const watchdogMs = opts.quick ? 6 * 60000 : 60 * 60000;
   const watchdog = setTimeout(
     () => rejectFatal(new Error(`the whole bench exceeded its ${watchdogMs / 60000} min budget`)),
     watchdogMs,
   );
   watchdog.unref();
 
+  if (opts.idleConnections !== undefined) params.idleConnections = opts.idleConnections;
   // Open files: a proxied idle connection costs the proxy two descriptors.
   const nofile = openFileLimit();
   let idleNote: string | undefined;
@@ -700,6 +848,17 @@ async function main(): Promise<number> {
       `${idleMax.toLocaleString('en-US')} connections instead of ` +
       `${params.idleConnections.toLocaleString('en-US')}.`;
     params.idleConnections = idleMax;
+  }
+  // The storm is bounded the same way: the proxy holds two descriptors per client.
+  let stormNote: string | undefined;
+  if (opts.stormPerAddress !== undefined) params.stormClientsPerAddress = opts.stormPerAddress;
+  if (opts.stormClients !== undefined) params.stormClients = opts.stormClients;
+  if (params.stormClients > idleMax) {
+    stormNote =
+      `The storm used ${idleMax.toLocaleString('en-US')} clients instead of ` +
+      `${params.stormClients.toLocaleString('en-US')}: the open-file limit is ${nofile} ` +
+      `and a proxy holds two descriptors per client.`;
+    params.stormClients = idleMax;
   }
 
   const cpuList = allowedCpus();
@@ -717,7 +876,9 @@ async function main(): Promise<number> {
   );
   say(`pinning: ${pinning}`);
   say(`open-file limit ${nofile}; idle scenario: ${params.idleConnections} connections`);
+  say(`storm: ${params.stormClients} clients, ${params.stormClientsPerAddress} per source address`);
   if (idleNote) say(`note: ${idleNote}`);
+  if (stormNote) say(`note: ${stormNote}`);
 
   if (opts.targets.includes('nginx')) ensureNginx();
   if (opts.targets.includes('portico')) buildPortico();
@@ -778,6 +939,7 @@ async function main(): Promise<number> {
     scenarios: opts.scenarios,
     idleConnections: params.idleConnections,
     idleNote,
+    stormNote,
     params,
     machine,
     records,
@@ -842,11 +1004,23 @@ async function main(): Promise<number> {
       const endpoint = { ...(endpoints.get(target) as TargetEndpoint) };
       if (target === 'portico' && porticoPid !== undefined) {
         const echoPid = porticoEchoPid(porticoPid);
-        if (echoPid !== endpoint.upstreamPid)
+        if (echoPid !== endpoint.upstreamPid) {
           say(`warning: Portico's echo child is now pid ${echoPid} (was ${endpoint.upstreamPid})`);
+          endpoint.upstreamPort = echoPid === undefined ? undefined : listeningPort(echoPid);
+        }
         endpoint.upstreamPid = echoPid;
       }
       return endpoint;
+    };
+
+    /** Every port of the shared servers: what a storm waits to see quiet. */
+    const serverPorts = (): number[] => {
+      const ports = new Set<number>();
+      for (const e of endpoints.values()) {
+        ports.add(urlPort(e.url));
+        if (e.upstreamPort !== undefined) ports.add(e.upstreamPort);
+      }
+      return [...ports];
     };
 
     if (opts.warmup) {
@@ -855,6 +1029,7 @@ async function main(): Promise<number> {
       for (const scenario of opts.scenarios.filter((s) => s !== 'idle')) {
         for (const target of opts.targets) {
           const endpoint = sharedEndpoint(target);
+          if (scenario === 'storm') await waitForSocketsGone(serverPorts(), `storm via ${target}`);
           await guard(
             withTimeout(
               client.run(scenario, endpoint, warm),
@@ -876,12 +1051,14 @@ async function main(): Promise<number> {
           const fresh =
             scenario === 'idle' ? await launcher.fresh(target, `idle-run${run}`) : undefined;
           const endpoint = fresh?.endpoint ?? sharedEndpoint(target);
+          // Every storm meets servers with no connection of an earlier scenario left.
+          if (scenario === 'storm') await waitForSocketsGone(serverPorts(), `storm via ${target}`);
           await quiet.wait(`${scenario} via ${target}`);
           for (const pid of [endpoint.proxyPid, endpoint.upstreamPid])
             if (pid !== undefined && !alive(pid))
               throw new Error(`${target}: process ${pid} under test died before ${scenario}`);
           const t0 = Date.now();
-          const metrics = await guard(
+          const { metrics, notes } = await guard(
             withTimeout(
               client.run(scenario, endpoint, params),
               scenarioBudgetMs(scenario, params),
@@ -889,11 +1066,12 @@ async function main(): Promise<number> {
             ),
           );
           if (fresh) await servers.stop(fresh.servers);
-          records.push({ run, scenario, target, metrics });
+          records.push({ run, scenario, target, metrics, ...(notes.length > 0 ? { notes } : {}) });
           say(
             `[run ${run}/${opts.runs}] ${scenario.padEnd(8)} ${target.padEnd(8)} ` +
               `${headline(scenario, metrics)}  (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
           );
+          for (const note of notes) say(`    ${note}`);
         }
       }
     }
@@ -927,8 +1105,16 @@ async function main(): Promise<number> {
   say(machineLines(final));
   say('');
   say(resultsTable(final));
-  say('');
-  say(goalsTable(final));
+  for (const table of [
+    goalsTable(final),
+    goalsTable(final, EARLIER_GOALS, 'issue #3'),
+    opts.scenarios.includes('storm') ? stormTable(final) : '',
+    opts.scenarios.includes('idle') ? idleStepsTable(final) : '',
+  ]) {
+    if (table === '') continue;
+    say('');
+    say(table);
+  }
   if (final.porticoLog.length > 0) {
     say('');
     say(

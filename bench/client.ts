@@ -21,9 +21,9 @@ process.on('message', (message: ClientRequest) => {
     return;
   }
   runScenario(message.scenario, message.target, message.params).then(
-    (metrics) => {
+    ({ metrics, notes }) => {
       (global as { gc?: () => void }).gc?.();
-      reply({ type: 'result', id: message.id, metrics });
+      reply({ type: 'result', id: message.id, metrics, notes });
     },
     (err: Error) => reply({ type: 'error', id: message.id, message: err.message }),
   );

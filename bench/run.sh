@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `npm run bench [-- options]`: raises the open-file limit (a proxy holds two descriptors per
-# connection, so 10,000 idle connections need about 20,000 in the proxy) and starts the harness.
+# connection, so 10,000 idle connections need about 20,000 in the proxy, 50,000 about 100,000)
+# and starts the harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-want=65536
+want=131072
 current=$(ulimit -n)
 if [ "$current" != unlimited ] && [ "$current" -lt "$want" ]; then
   ulimit -n "$want" 2>/dev/null || {

@@ -3,7 +3,21 @@
 export const TARGETS = ['direct', 'nginx', 'portico', 'splice'] as const;
 export type TargetName = (typeof TARGETS)[number];
 
-export const SCENARIOS = ['latency', 'msgrate', 'bulk', 'connect', 'idle'] as const;
+/**
+ * In the order they run. `storm` comes late because it leaves thousands of sockets in TIME_WAIT;
+ * `idle` last because it starts fresh processes of its own.
+ */
+export const SCENARIOS = [
+  'latency',
+  'msgrate',
+  'bulk',
+  'connect',
+  'connect-distinct',
+  'rate5',
+  'rate10',
+  'storm',
+  'idle',
+] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** Where the load client connects for one target, and which process to weigh for memory. */
@@ -15,6 +29,13 @@ export interface TargetEndpoint {
   proxyPid: number;
   /** The echo upstream behind the proxy (reported for information only). */
   upstreamPid?: number;
+  /**
+   * The HS256 secret the target verifies tokens with (Portico, splice), so the client can mint
+   * a distinct token per connection; targets without one get tokens they do not check.
+   */
+  jwtSecret?: string;
+  /** The echo upstream's listening port, to watch its accept queue during the storm. */
+  upstreamPort?: number;
 }
 
 export interface ScenarioParams {
@@ -36,6 +57,17 @@ export interface ScenarioParams {
   idleConnections: number;
   /** Pause after the idle connections are open before RSS is read. */
   idleSettleMs: number;
+  /** Connections of rate5 and rate10 (each sends at a fixed rate). */
+  rateConnections: number;
+  /** Traffic at the fixed rate before the measured window. */
+  rateWarmupSeconds: number;
+  rateSeconds: number;
+  /** Clients of the storm, all connecting at once (bounded by the open-file limit). */
+  stormClients: number;
+  /** Storm clients sharing one loopback source address (127.0.0.2, 127.0.0.3, ...). */
+  stormClientsPerAddress: number;
+  /** A storm client that has not had its echo this long after the start gives up. */
+  stormTimeoutMs: number;
   /** A scenario fails when no round trip completes for this long. */
   stallMs: number;
 }
@@ -56,6 +88,9 @@ export function warmupParams(p: ScenarioParams): ScenarioParams {
     bulkSeconds: Math.min(p.bulkSeconds, 2),
     connectWarmup: 0,
     connectCount: Math.min(p.connectCount, 1500),
+    rateWarmupSeconds: 0,
+    rateSeconds: Math.min(p.rateSeconds, 2),
+    stormClients: Math.min(p.stormClients, 1000),
   };
 }
 
@@ -73,5 +108,6 @@ export type ClientRequest =
 
 export type ClientReply =
   | { type: 'ready' }
-  | { type: 'result'; id: number; metrics: Metrics }
+  /** `notes`: what a scenario wants said besides numbers (e.g. the storm's failure reasons). */
+  | { type: 'result'; id: number; metrics: Metrics; notes?: string[] }
   | { type: 'error'; id: number; message: string };
