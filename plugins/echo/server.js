@@ -82,7 +82,9 @@ server.on('upgrade', (req, socket, head) => {
   wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
 });
 
-server.listen(0, '127.0.0.1', () => {
+// A large accept queue: after a rollout every client reconnects at once, and Portico dials this
+// server once per client (Node's default of 511 overflows; the kernel caps it at somaxconn).
+server.listen({ port: 0, host: '127.0.0.1', backlog: 65535 }, () => {
   console.log(JSON.stringify({ ready: true, port: server.address().port }));
 });
 
