@@ -248,15 +248,14 @@ export class SignInService implements OnApplicationBootstrap {
   public async issueToken(
     req: IncomingMessage,
   ): Promise<SignInAnswer<{ token: string; expiresAt: string; user: SessionUser }>> {
-    const { key } = this.checkedRequest(req);
+    const key = this.browserSessionKey(req);
+    if (key === undefined) throw this.sessionEnded();
     const now = Date.now();
     let session = await this.store.get(key);
-    if (session !== undefined && !sessionExpired(session, now, this.config.SESSION_IDLE_TIMEOUT_MS))
-      this.checkCsrf(req, session);
-    if (
-      session === undefined ||
-      sessionExpired(session, now, this.config.SESSION_IDLE_TIMEOUT_MS)
-    ) {
+    const expired =
+      session !== undefined && sessionExpired(session, now, this.config.SESSION_IDLE_TIMEOUT_MS);
+    if (session !== undefined && !expired) this.checkCsrf(req, session);
+    if (session === undefined || expired) {
       if (session !== undefined) {
         await this.store.delete(key);
         this.logger.log({
@@ -266,11 +265,11 @@ export class SignInService implements OnApplicationBootstrap {
           reason: 'expired',
         });
       }
-      throw this.sessionEnded(req);
+      throw this.sessionEnded();
     }
     if (this.refreshDue(session, now)) {
       const updated = await this.store.update(key, (current) => this.refreshed(current));
-      if (updated === undefined || updated === null) throw this.sessionEnded(req);
+      if (updated === undefined || updated === null) throw this.sessionEnded();
       session = updated;
     } else {
       await this.store.touch(key, now);
@@ -292,10 +291,8 @@ export class SignInService implements OnApplicationBootstrap {
    * the provider's end-session page when it has one, which comes back to Portico.
    */
   public async logout(req: IncomingMessage): Promise<SignInAnswer<{ redirect: string }>> {
-    const secret = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (secret === undefined || secret === '')
-      return { value: { redirect: '/' }, cookies: this.clearedCookies() };
-    const key = sessionKey(secret);
+    const key = this.browserSessionKey(req);
+    if (key === undefined) return { value: { redirect: '/' }, cookies: this.clearedCookies() };
     const found = await this.store.get(key);
     if (found !== undefined) this.checkCsrf(req, found);
     const session = found === undefined ? undefined : await this.store.delete(key);
@@ -324,9 +321,9 @@ export class SignInService implements OnApplicationBootstrap {
   public async describe(
     req: IncomingMessage,
   ): Promise<{ signedIn: boolean; user?: SessionUser; expiresAt?: string }> {
-    const secret = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (secret === undefined || secret === '') return { signedIn: false };
-    const session = await this.store.get(sessionKey(secret));
+    const key = this.browserSessionKey(req);
+    if (key === undefined) return { signedIn: false };
+    const session = await this.store.get(key);
     if (
       session === undefined ||
       sessionExpired(session, Date.now(), this.config.SESSION_IDLE_TIMEOUT_MS)
@@ -420,11 +417,10 @@ export class SignInService implements OnApplicationBootstrap {
     return rolesFor(groupsIn(value), this.roleMap);
   }
 
-  /** The session cookie's store key; 401 without one. */
-  private checkedRequest(req: IncomingMessage): { key: string } {
+  /** The store key of the browser's session cookie; undefined when it sent none. */
+  private browserSessionKey(req: IncomingMessage): string | undefined {
     const secret = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (secret === undefined || secret === '') throw this.sessionEnded(req);
-    return { key: sessionKey(secret) };
+    return secret === undefined || secret === '' ? undefined : sessionKey(secret);
   }
 
   /**
@@ -452,7 +448,7 @@ export class SignInService implements OnApplicationBootstrap {
     );
   }
 
-  private sessionEnded(_req: IncomingMessage): SignInError {
+  private sessionEnded(): SignInError {
     return new SignInError(
       401,
       'You are not signed in, or your session has ended. Sign in again.',
@@ -461,9 +457,9 @@ export class SignInService implements OnApplicationBootstrap {
   }
 
   private async endBrowserSession(req: IncomingMessage): Promise<void> {
-    const secret = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (secret === undefined || secret === '') return;
-    const old = await this.store.delete(sessionKey(secret));
+    const key = this.browserSessionKey(req);
+    if (key === undefined) return;
+    const old = await this.store.delete(key);
     if (old !== undefined)
       this.verifier.endSession(old.sid, Date.now() + this.config.SESSION_TOKEN_TTL_MS);
   }
