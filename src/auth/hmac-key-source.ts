@@ -13,7 +13,7 @@ export class HmacKeySource implements KeySource {
     this.key = createSecretKey(Buffer.from(secret, 'utf8'));
   }
 
-  public keyFor(): Promise<KeyObject> {
-    return Promise.resolve(this.key);
+  public keyFor(): KeyObject {
+    return this.key;
   }
 }

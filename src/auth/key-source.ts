@@ -12,8 +12,12 @@ export const MIN_RSA_MODULUS_BITS = 2048;
 /** Where verification keys come from, and the only algorithms they may be used with. */
 export interface KeySource {
   readonly algorithms: readonly JwtAlgorithm[];
-  /** The key for a token with this header; rejects with an AuthException when there is none. */
-  keyFor(header: JWSHeaderParameters): Promise<KeyObject>;
+  /**
+   * The key for a token with this header; throws (or rejects with) an AuthException when there
+   * is none. A source that holds its key answers synchronously: a promise per token was a
+   * measurable part of a handshake's verification (docs/benchmarks.md, issue 15).
+   */
+  keyFor(header: JWSHeaderParameters): KeyObject | Promise<KeyObject>;
 }
 
 export function isJwtAlgorithm(alg: unknown): alg is JwtAlgorithm {

@@ -189,14 +189,14 @@ export class TokenVerifier implements OnApplicationBootstrap, OnModuleDestroy {
    * parses and its `alg` is allowed): the source is chosen by the `alg`, and the key must be of
    * the kind that `alg` means (never a public key for HS256, never a secret for RS256).
    */
-  public async keyFor(header: JWSHeaderParameters): Promise<VerificationKey> {
+  public keyFor(header: JWSHeaderParameters): VerificationKey | Promise<VerificationKey> {
     const { alg } = header;
     if (!isJwtAlgorithm(alg)) throw invalidToken();
     const source = this.sources.find((s) => s.algorithms.includes(alg));
     if (source === undefined) throw invalidToken();
-    const key = await source.keyFor(header);
-    if (!keyFitsAlgorithm(key, alg)) throw invalidToken();
-    return key;
+    const key = source.keyFor(header);
+    // The HMAC secret comes back as is (no promise to wait for); a JWKS key may need a fetch.
+    return key instanceof Promise ? key.then((k) => fitting(k, alg)) : fitting(key, alg);
   }
 
   /** Claims of a verified token → Principal; a token without `sub` is invalid. */
@@ -263,6 +263,12 @@ function isSessionToken(token: string): boolean {
 
 function sessionEnded(): AuthException {
   return new AuthException(AuthExceptionCode.EXPIRED_TOKEN, 'session signed out');
+}
+
+/** `key`, if it is of the kind `alg` needs; else the token is invalid. */
+function fitting(key: VerificationKey, alg: JwtAlgorithm): VerificationKey {
+  if (!keyFitsAlgorithm(key, alg)) throw invalidToken();
+  return key;
 }
 
 function invalidToken(): AuthException {

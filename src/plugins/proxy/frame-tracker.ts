@@ -60,8 +60,11 @@ export class FrameTracker {
   private readonly fromClient: boolean;
   /** Payload bytes of the current frame still to pass. */
   private remaining = 0;
-  /** A header split across chunks is gathered here. */
-  private readonly partial = Buffer.alloc(MAX_HEADER_BYTES);
+  /**
+   * A header split across chunks is gathered here; allocated the first time that happens (rare:
+   * most connections never need it, and an idle connection should hold as little as possible).
+   */
+  private partialBuffer: Buffer | undefined;
   private partialLength = 0;
   /** Payload bytes of the current (possibly fragmented) data message so far. */
   private messageBytes = 0;
@@ -107,8 +110,8 @@ export class FrameTracker {
         offset = pos;
       } else {
         const copy = Math.min(MAX_HEADER_BYTES - this.partialLength, len - pos);
-        chunk.copy(this.partial, this.partialLength, pos, pos + copy);
         header = this.partial;
+        chunk.copy(header, this.partialLength, pos, pos + copy);
         offset = 0;
       }
       const available = this.partialLength === 0 ? len - pos : this.partialLength + (len - pos);
@@ -168,6 +171,11 @@ export class FrameTracker {
       this.remaining = payload;
     }
     return PASS;
+  }
+
+  private get partial(): Buffer {
+    this.partialBuffer ??= Buffer.alloc(MAX_HEADER_BYTES);
+    return this.partialBuffer;
   }
 
   /** The rule a client frame's first two bytes break, if any (RFC 6455 §5.2, §5.4, §5.5). */

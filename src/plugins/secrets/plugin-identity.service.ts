@@ -24,6 +24,8 @@ export const IDENTITY_TTL_SECONDS = 300;
 /** Such an identity is signed again once less than this is left of it. */
 const IDENTITY_RENEW_SECONDS = 60;
 
+/** Any UTF-16 surrogate: a quick test before the costlier LONE_SURROGATE replace. */
+const SURROGATE = /[\ud800-\udfff]/;
 /** A lone UTF-16 surrogate, which percent-encoding (UTF-8) cannot carry. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
@@ -125,5 +127,6 @@ function wholeSeconds(value: number | undefined): number {
 
 /** Lone surrogates (possible in a JWT's JSON) become U+FFFD, so percent-encoding cannot throw. */
 function wellFormed(value: string): string {
-  return value.replace(LONE_SURROGATE, '\ufffd');
+  // Almost every value has no surrogate at all; the lookbehind replace is kept for the rest.
+  return SURROGATE.test(value) ? value.replace(LONE_SURROGATE, '\ufffd') : value;
 }
