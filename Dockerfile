@@ -86,4 +86,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "scripts/healthcheck.js"]
 # Never `npm start` as PID 1: npm reaps no orphans (and its prestart would rebuild, without tsc).
 ENTRYPOINT ["tini", "--"]
-CMD ["node", "dist/main.js"]
+CMD ["node", "--max-semi-space-size=2", "dist/main.js"]

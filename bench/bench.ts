@@ -68,6 +68,15 @@ import {
 } from './types';
 
 const ROOT = resolve(__dirname, '..');
+
+/** The Node flags of package.json's `start` script (`node <flags> dist/main.js`), as the image runs them. */
+function porticoNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const words = pkg.scripts.start.split(/\s+/);
+  return words.slice(1, words.indexOf('dist/main.js'));
+}
 const IDLE_WANTED = 10000;
 const STORM_WANTED = 10000;
 
@@ -464,8 +473,12 @@ class Launcher {
     symlinkSync(join(ROOT, 'plugins/echo'), join(pluginsDir, 'echo'));
     const port = await freePort();
     const secret = randomBytes(36).toString('base64url'); // 48 characters
-    // BENCH_PORTICO_NODE_ARGS adds Node flags for investigations, e.g. `--trace-gc` (in its log).
-    const extraArgs = (process.env.BENCH_PORTICO_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // Portico runs with the Node flags `npm start` and the image use; BENCH_PORTICO_NODE_ARGS
+    // adds more for investigations, e.g. `--trace-gc` (in its log).
+    const extraArgs = [
+      ...porticoNodeFlags(),
+      ...(process.env.BENCH_PORTICO_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    ];
     const nodeArgs = cpuProfDir
       ? [...extraArgs, '--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--import', CPU_PROF_EXIT_HOOK]
       : extraArgs;

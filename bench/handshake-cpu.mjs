@@ -4,8 +4,9 @@
 //   node bench/handshake-cpu.mjs                      # 5 rounds of 1,500 handshakes, distinct tokens
 //   ROUNDS=7 N=2000 C=50 SAME=1 node bench/handshake-cpu.mjs
 //   PROF=1 node bench/handshake-cpu.mjs              # also a V8 CPU profile in ./handshake-prof/
+//   PORTICO_NODE_ARGS=--trace-gc node bench/handshake-cpu.mjs   # Node flags for Portico
 //
-// Portico (dist/main.js, the bundled echo plugin, LOG_LEVEL=warn) is pinned to core 1 with its
+// Portico (dist/main.js with `npm start`'s Node flags, the bundled echo plugin, LOG_LEVEL=error) is pinned to core 1 with its
 // echo child, as in `npm run bench`; the clients run here. Each handshake presents its own token
 // (unless SAME=1), sends one message, waits for the echo and closes: the connect-distinct cycle.
 // After 200 warm-up handshakes, each round reads utime + stime of Portico and of the echo child
@@ -35,10 +36,17 @@ mkdirSync(join(tmp, 'plugins'));
 symlinkSync(join(ROOT, 'plugins/echo'), join(tmp, 'plugins/echo'));
 const secret = randomBytes(32).toString('base64url');
 const port = 20000 + Math.floor(Math.random() * 10000);
-const nodeArgs =
-  process.env.PROF === '1'
+// The Node flags of `npm start` (`node <flags> dist/main.js`), as the image runs Portico.
+const start = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start.split(
+  /\s+/,
+);
+const nodeArgs = [
+  ...start.slice(1, start.indexOf('dist/main.js')),
+  ...(process.env.PORTICO_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ...(process.env.PROF === '1'
     ? ['--cpu-prof', '--cpu-prof-dir', join(process.cwd(), 'handshake-prof')]
-    : [];
+    : []),
+];
 const portico = spawn(
   'taskset',
   ['-c', '1', process.execPath, ...nodeArgs, join(ROOT, 'dist/main.js')],

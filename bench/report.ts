@@ -653,7 +653,8 @@ ${perRunTable(report)}
   plugin's own \`ws://127.0.0.1:<port>/ws\`; **nginx** — Debian's nginx, one worker,
   \`proxy_buffering off\`, HTTP/1.1 with Upgrade/Connection headers, access log off, everything
   else default (its listen backlog too: 511) ([\`bench/nginx.conf.template\`](../bench/nginx.conf.template)), proxying
-  \`/plugin-ws/echo\` to the same echo process as direct; **portico** — \`node dist/main.js\` after
+  \`/plugin-ws/echo\` to the same echo process as direct; **portico** — \`node dist/main.js\` with
+  \`npm start\`'s Node flags (\`--max-semi-space-size=2\`, as the image runs it) after
   \`npm run build\` (\`NODE_ENV=production\`, \`LOG_LEVEL=warn\`, every other setting at its
   default), with a
   plugins folder holding only \`echo\`; the client connects to \`/plugin-ws/echo\` with an

@@ -20,7 +20,12 @@ const DOCKERIGNORE = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8');
 /** What the image must be: the runtime base, its user, and what it runs. */
 const RUNTIME_IMAGE = { name: 'node', tag: '22-bookworm-slim' };
 const ENTRYPOINT = ['tini', '--'];
-const CMD = ['node', 'dist/main.js'];
+/**
+ * A young generation of at most 2 × 2 MiB: without it V8 grows it to 32 MiB while the first
+ * thousand WebSockets open, so they cost twice what later ones do, and Portico rests 13 MiB
+ * higher (docs/operations.md, "Memory"; docs/benchmarks.md, idle). `npm start` runs the same.
+ */
+const CMD = ['node', '--max-semi-space-size=2', 'dist/main.js'];
 const HEALTHCHECK = ['node', 'scripts/healthcheck.js'];
 /** The image's configuration; test/unit/deploy/kubernetes.spec.ts relies on the same values. */
 const IMAGE_ENV: Readonly<Record<string, string>> = {
@@ -384,6 +389,13 @@ describe('Dockerfile', () => {
     expect(dockerfileProblems(DOCKERFILE)).toEqual([]);
   });
 
+  it('runs Portico with the same Node flags as `npm start`', () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts.start?.split(/\s+/)).toEqual(CMD);
+  });
+
   it('has a build stage, a deps stage and the runtime stage, in that order', () => {
     expect(stagesOf(DOCKERFILE).map((s) => [s.name, s.image])).toEqual([
       ['build', 'node:22-bookworm-slim'],
@@ -489,12 +501,20 @@ describe('Dockerfile', () => {
     ],
     [
       'CMD in shell form',
-      (d) => d.replace('CMD ["node", "dist/main.js"]', 'CMD node dist/main.js'),
+      (d) =>
+        d.replace(
+          'CMD ["node", "--max-semi-space-size=2", "dist/main.js"]',
+          'CMD node --max-semi-space-size=2 dist/main.js',
+        ),
       /^cmd:/,
     ],
     [
       'CMD npm start',
-      (d) => d.replace('CMD ["node", "dist/main.js"]', 'CMD ["npm", "start"]'),
+      (d) =>
+        d.replace(
+          'CMD ["node", "--max-semi-space-size=2", "dist/main.js"]',
+          'CMD ["npm", "start"]',
+        ),
       /^npm-start: CMD/,
     ],
     [
@@ -504,7 +524,7 @@ describe('Dockerfile', () => {
     ],
     [
       'CMD npm start in shell form',
-      (d) => d.replace('CMD ["node", "dist/main.js"]', 'CMD npm start'),
+      (d) => d.replace('CMD ["node", "--max-semi-space-size=2", "dist/main.js"]', 'CMD npm start'),
       /^npm-start: CMD/,
     ],
     [
