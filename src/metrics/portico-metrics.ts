@@ -90,6 +90,20 @@ export class PorticoMetrics {
     registers: [this.registry],
   });
 
+  /** Used V8 heap / its limit (`--max-old-space-size`). */
+  public readonly heapUsage = new Gauge({
+    name: 'portico_heap_usage_ratio',
+    help: "Used V8 heap as a share of the heap's limit (--max-old-space-size); Portico warns at 0.8",
+    registers: [this.registry],
+  });
+
+  /** Connections to the busiest plugin / the loopback ephemeral port range. */
+  public readonly upstreamPortUsage = new Gauge({
+    name: 'portico_upstream_port_usage_ratio',
+    help: 'WebSockets to the busiest plugin as a share of the ephemeral ports one plugin can be dialed from (net.ipv4.ip_local_port_range); Portico warns at 0.8',
+    registers: [this.registry],
+  });
+
   public constructor() {
     this.configValid.set(1);
     collectDefaultMetrics({ register: this.registry, prefix: 'portico_' });

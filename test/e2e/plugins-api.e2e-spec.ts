@@ -61,6 +61,12 @@ describe('management API /api/plugins', () => {
     expect(text).toContain('portico_plugin_running{plugin="echo"} 1');
     expect(text).toMatch(/portico_rpc_requests_total\{plugin="echo",status="2xx"\} [1-9]/);
     expect(text).toContain('portico_process_resident_memory_bytes');
+    // The limits CapacityMonitor watches (checked at startup, then every 5 s).
+    const heap = /^portico_heap_usage_ratio (\S+)$/m.exec(text)?.[1];
+    expect(Number(heap)).toBeGreaterThan(0);
+    expect(Number(heap)).toBeLessThan(1);
+    expect(text).toMatch(/^portico_upstream_port_usage_ratio \d/m);
+    expect(text).toMatch(/^portico_fd_usage_ratio 0\.\d/m);
   });
 
   it('rejects requests without a valid token with 401 and the error shape', async () => {
