@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { Client, ClientConfig } from 'pg';
+import type { Client, ClientConfig } from 'pg';
 
 /** application_name of the listener's connection: what an operator sees in pg_stat_activity. */
 export const LISTENER_APPLICATION_NAME = 'portico-listener';
@@ -95,9 +95,11 @@ export class DatabaseListener {
     let current: Client | undefined;
     let wake: (() => void) | undefined;
     const run = async (): Promise<void> => {
+      // Loaded on first use, like the pool (database.module.ts).
+      const { Client: PgClient } = await import('pg');
       let delay = RECONNECT_MIN_MS;
       while (!stopped) {
-        const client = new Client({
+        const client = new PgClient({
           // A connect or query that never answers (a server going down or coming up, a network
           // that drops packets) must end the attempt, not stall the listener for good.
           connectionTimeoutMillis: LISTENER_TIMEOUT_MS,

@@ -1,5 +1,5 @@
 import { Inject, Logger, Module, OnApplicationShutdown, Provider } from '@nestjs/common';
-import { ClientConfig, Pool } from 'pg';
+import type { ClientConfig, Pool } from 'pg';
 
 import { ConfigException, ConfigExceptionCode } from '../config/config.exception';
 import { PorticoConfig } from '../config/portico-config';
@@ -39,7 +39,9 @@ async function openDatabase(config: PorticoConfig): Promise<Database | null> {
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     application_name: 'portico',
   };
-  const pool = new Pool({ ...clientConfig, max: 10 });
+  // Loaded only here: without DATABASE_URL the driver (2–3 MiB of heap) is never needed.
+  const { Pool: PgPool } = await import('pg');
+  const pool = new PgPool({ ...clientConfig, max: 10 });
   const logger = new Logger('Database');
   // An idle pooled connection the server closes (restart, failover) is an event, not a crash.
   pool.on('error', (err) =>
