@@ -12,9 +12,10 @@ const PAUSE_AT_BYTES = 1024 * 1024;
 /** Longest delay setTimeout takes; a session further away is re-armed when this one fires. */
 const MAX_TIMER_MS = 2_147_483_647;
 /**
- * Session ends are rounded up to this: Node keeps one timer list per distinct delay, and with a
- * delay to the millisecond every connection made its own (4 µs each instead of under 1, and a
- * list object per connection). A token's end is enforced up to this much late.
+ * Session ends are first waited for in whole multiples of this, then for the rest: Node keeps one
+ * timer list per distinct delay, and with a delay to the millisecond every connection made its
+ * own for its whole life (4 µs each instead of under 1, and a list object per connection). The
+ * last part, under a second, is armed only then, so the end stays exact.
  */
 const SESSION_END_STEP_MS = 1000;
 /**
@@ -321,10 +322,11 @@ export class WsRelay {
    */
   public endAfter(delayMs: number, code: number, reason: string): void {
     if (this.sessionTimer !== undefined) clearTimeout(this.sessionTimer);
-    const wait = Math.max(
-      0,
-      Math.min(Math.ceil(delayMs / SESSION_END_STEP_MS) * SESSION_END_STEP_MS, MAX_TIMER_MS),
-    );
+    const coarse =
+      delayMs >= SESSION_END_STEP_MS
+        ? Math.floor(delayMs / SESSION_END_STEP_MS) * SESSION_END_STEP_MS
+        : delayMs;
+    const wait = Math.max(0, Math.min(coarse, MAX_TIMER_MS));
     this.sessionTimer = setTimeout(() => {
       this.sessionTimer = undefined;
       if (wait < delayMs) this.endAfter(delayMs - wait, code, reason);

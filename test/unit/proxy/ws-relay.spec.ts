@@ -260,6 +260,21 @@ describe('WsRelay over socket pairs', () => {
     expect(hooks.endings).toEqual([{ code: 4401, reason: 'token expired' }]);
   });
 
+  it('endAfter ends the session at the exact millisecond, also past whole seconds', async () => {
+    await startRelay();
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask'] });
+    try {
+      relay.endAfter(2_345, 4401, 'token expired');
+      jest.advanceTimersByTime(2_344);
+      expect(hooks.endings).toEqual([]);
+      jest.advanceTimersByTime(1);
+      expect(hooks.endings).toEqual([{ code: 4401, reason: 'token expired' }]);
+    } finally {
+      jest.useRealTimers();
+    }
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+  });
+
   it('a paused browser fills the relay: every byte still arrives intact, and each large read is freed once written', async () => {
     await startRelay(64 * 1024);
     // The browser side keeps a hash, not the 16 MiB themselves.
