@@ -7,6 +7,7 @@ import type { Principal } from '../../auth/principal';
 import { PorticoConfig } from '../../config/portico-config';
 import type { PluginName } from '../shared/plugin.types';
 import { Clock, CLOCK, systemClock } from '../../common/clock';
+import { wellFormed } from '../../common/well-formed';
 import { derivePluginIdentitySecret, IDENTITY_SCHEME, identityMessage } from './plugin-identity';
 
 /** Headers that tell a plugin who is calling, signed with that plugin's own identity key. */
@@ -23,11 +24,6 @@ interface IdentityHeaders {
 export const IDENTITY_TTL_SECONDS = 300;
 /** Such an identity is signed again once less than this is left of it. */
 const IDENTITY_RENEW_SECONDS = 60;
-
-/** Any UTF-16 surrogate: a quick test before the costlier LONE_SURROGATE replace. */
-const SURROGATE = /[\ud800-\udfff]/;
-/** A lone UTF-16 surrogate, which percent-encoding (UTF-8) cannot carry. */
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /**
  * Derives each plugin's PLUGIN_IDENTITY_SECRET and signs identity headers with it
@@ -123,10 +119,4 @@ interface Signed {
 /** A timestamp claim as the non-negative whole seconds that are signed and sent. */
 function wholeSeconds(value: number | undefined): number {
   return value !== undefined && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
-}
-
-/** Lone surrogates (possible in a JWT's JSON) become U+FFFD, so percent-encoding cannot throw. */
-function wellFormed(value: string): string {
-  // Almost every value has no surrogate at all; the lookbehind replace is kept for the rest.
-  return SURROGATE.test(value) ? value.replace(LONE_SURROGATE, '\ufffd') : value;
 }

@@ -1,6 +1,5 @@
+import { wellFormed } from '../../common/well-formed';
 import { REDACT_MIN_LENGTH, REDACTED } from './secrets.constants';
-
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 interface Needle {
   readonly text: string;
@@ -89,7 +88,7 @@ export class SecretRedactor {
  */
 function printedForms(value: string): string[] {
   // A process gets its environment as UTF-8, where a lone surrogate arrives as U+FFFD.
-  const printed = value.replace(LONE_SURROGATE, '\ufffd');
+  const printed = wellFormed(value);
   const bytes = Buffer.from(printed, 'utf8');
   const json = JSON.stringify(printed).slice(1, -1);
   const base64 = [bytes.toString('base64').replace(/=+$/, ''), ...embeddedBase64(bytes)];
