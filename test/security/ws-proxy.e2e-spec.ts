@@ -164,6 +164,44 @@ describe('WebSocket proxy, hostile clients', () => {
       expect(data.toString('latin1')).toMatch(/\r\nAllow: GET\r\n/);
     });
 
+    /** Handshakes no WebSocket server may accept (RFC 6455 §4.2.1): refused before the plugin is dialled. */
+    const handshakesOf = async (): Promise<number> => {
+      const metrics = (await http(t.baseUrl, 'GET', '/metrics')).body.toString();
+      const line = metrics
+        .split('\n')
+        .find((l) => l.startsWith('portico_ws_handshakes_total{plugin="headers",outcome="4502"}'));
+      return Number(line?.split(' ')[1] ?? 0);
+    };
+    const valid = (): string =>
+      upgradeRequest(t.port, '/plugin-ws/headers', [`Authorization: Bearer ${t.token()}`]).toString(
+        'latin1',
+      );
+
+    it.each([
+      ['HTTP/1.0', (r: string) => r.replace(' HTTP/1.1\r\n', ' HTTP/1.0\r\n'), 400],
+      ['no Sec-WebSocket-Key', (r: string) => r.replace(/Sec-WebSocket-Key: [^\r]*\r\n/, ''), 400],
+      [
+        'two Sec-WebSocket-Key headers',
+        (r: string) => r.replace(/(Sec-WebSocket-Key: [^\r]*\r\n)/, '$1$1'),
+        400,
+      ],
+      [
+        'Sec-WebSocket-Version: 8',
+        (r: string) => r.replace('Sec-WebSocket-Version: 13', 'Sec-WebSocket-Version: 8'),
+        426,
+      ],
+    ])('%s → HTTP %i, no 101, plugin never dialled', async (_name, edit, status) => {
+      const before = await handshakesOf();
+      const ex = rawConnect(t.port, Buffer.from(edit(valid()), 'latin1'));
+      const data = await ex.closed;
+      expect(statusOf(data)).toBe(status);
+      const text = data.toString('latin1');
+      expect(text).toContain('"statusCode":');
+      if (status === 426) expect(text).toContain('\r\nSec-WebSocket-Version: 13\r\n');
+      // The plugin never saw it: no 4502 for a client's own mistake.
+      expect(await handshakesOf()).toBe(before);
+    });
+
     it('an upgrade announcing a body (Content-Length) → 400, no 101', async () => {
       const ex = rawConnect(
         t.port,

@@ -36,6 +36,7 @@ import { RelayRegistry } from './relay-registry';
 import { UPSTREAM_DIALER, UpstreamDialer, UpstreamHandshake } from './upstream-dialer';
 import { CloseCode } from './ws-frame';
 import {
+  clientHandshakeFault,
   clientSwitchingProtocols,
   httpRejection,
   refusalProtocol,
@@ -172,6 +173,8 @@ export class PluginProxyGateway
     // A handshake has no body; one that announces one could smuggle a request to the plugin.
     if (bodyFraming(req.headers)?.kind !== 'none')
       return this.reject(socket, req, 400, 'a WebSocket upgrade must not have a body');
+    const fault = clientHandshakeFault(req);
+    if (fault !== undefined) return this.reject(socket, req, fault.status, fault.message);
     const path = upstreamWsPath(match[2], match[3]);
     if (path === undefined) return this.reject(socket, req, 400, 'invalid WebSocket path');
 

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 
 import {
@@ -30,6 +30,36 @@ const NOT_OFFERED: ReadonlySet<string> = new Set([
 ]);
 const HEADER_VALUE_BREAK = /[\r\n]/;
 const STATUS_LINE = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/;
+/** A `Sec-WebSocket-Key`: 16 bytes in base64 (RFC 6455 §4.1); two keys arrive joined by ", ". */
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** The only WebSocket version (RFC 6455 §4.4: others are answered 426 naming it). */
+const WS_VERSION = '13';
+
+/** A client handshake refused before any 101: the HTTP status and the reason given. */
+export interface HandshakeFault {
+  readonly status: number;
+  readonly message: string;
+}
+
+/**
+ * What makes a client's handshake one no WebSocket server may accept (RFC 6455 §4.2.1), checked
+ * before the token is verified or the plugin dialled: HTTP/1.0 (whose `Upgrade` a server must
+ * ignore, RFC 9110 §7.8), a missing or malformed `Sec-WebSocket-Key`, a version other than 13.
+ * Undefined when the handshake is well formed. The plugin would refuse these too, but only after
+ * Portico had dialled it, and the client would get a 4502 for its own mistake.
+ */
+export function clientHandshakeFault(
+  req: Pick<IncomingMessage, 'headers' | 'httpVersionMajor' | 'httpVersionMinor'>,
+): HandshakeFault | undefined {
+  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1))
+    return { status: 400, message: 'a WebSocket upgrade needs HTTP/1.1' };
+  const version = req.headers['sec-websocket-version'];
+  if (version?.trim() !== WS_VERSION)
+    return { status: 426, message: `unsupported Sec-WebSocket-Version (only ${WS_VERSION})` };
+  if (!WS_KEY.test(req.headers['sec-websocket-key']?.trim() ?? ''))
+    return { status: 400, message: 'missing or invalid Sec-WebSocket-Key' };
+  return undefined;
+}
 
 /** A plugin's answer to the forwarded handshake, as parsed from its response head. */
 export interface UpstreamAnswer {
@@ -140,10 +170,16 @@ export function refusalProtocol(protocols: ReadonlySet<string>): string | false 
 export function httpRejection(status: number, message: string): string {
   const error = STATUS_CODES[status] ?? 'Error';
   const body = JSON.stringify({ statusCode: status, error, message });
-  // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
-  const allow = status === 405 ? 'Allow: GET\r\n' : '';
+  // RFC 9110 §15.5.6: a 405 names the methods that are allowed. A 426 names the upgrade and
+  // WebSocket version that are (RFC 9110 §15.5.22 and §7.8, RFC 6455 §4.4).
+  const extra =
+    status === 405
+      ? 'Connection: close\r\nAllow: GET\r\n'
+      : status === 426
+        ? `Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: ${WS_VERSION}\r\n`
+        : 'Connection: close\r\n';
   return (
-    `HTTP/1.1 ${status} ${error}\r\nConnection: close\r\n${allow}` +
+    `HTTP/1.1 ${status} ${error}\r\n${extra}` +
     `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }

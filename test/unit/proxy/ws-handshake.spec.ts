@@ -3,6 +3,7 @@ import {
   PORTICO_SUBPROTOCOL,
 } from '../../../src/auth/credential-extractor';
 import {
+  clientHandshakeFault,
   clientSwitchingProtocols,
   httpRejection,
   parseResponseHead,
@@ -202,6 +203,65 @@ describe('ws-handshake', () => {
     it('names the allowed method on a 405', () => {
       expect(httpRejection(405, 'use GET')).toContain('\r\nAllow: GET\r\n');
       expect(httpRejection(400, 'bad')).not.toContain('Allow:');
+    });
+
+    it('names the upgrade and the WebSocket version on a 426', () => {
+      const head = httpRejection(426, 'unsupported').split('\r\n\r\n')[0] ?? '';
+      expect(head.split('\r\n')).toEqual(
+        expect.arrayContaining([
+          'HTTP/1.1 426 Upgrade Required',
+          'Connection: Upgrade, close',
+          'Upgrade: websocket',
+          'Sec-WebSocket-Version: 13',
+        ]),
+      );
+      expect(httpRejection(400, 'bad')).not.toContain('Sec-WebSocket-Version');
+    });
+  });
+
+  describe('clientHandshakeFault', () => {
+    const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+    const req = (headers: Record<string, string>, minor = 1, major = 1) => ({
+      headers: { 'sec-websocket-version': '13', 'sec-websocket-key': KEY, ...headers },
+      httpVersionMajor: major,
+      httpVersionMinor: minor,
+    });
+
+    it('accepts a well-formed RFC 6455 handshake, over HTTP/1.1 or later', () => {
+      expect(clientHandshakeFault(req({}))).toBeUndefined();
+      expect(clientHandshakeFault(req({}, 0, 2))).toBeUndefined();
+    });
+
+    it('refuses HTTP/1.0, whose Upgrade a server must ignore, with 400', () => {
+      expect(clientHandshakeFault(req({}, 0))).toEqual({
+        status: 400,
+        message: 'a WebSocket upgrade needs HTTP/1.1',
+      });
+    });
+
+    it.each([['8'], ['12'], [''], ['13, 8'], ['abc']])(
+      'answers Sec-WebSocket-Version %j with 426',
+      (version) => {
+        expect(clientHandshakeFault(req({ 'sec-websocket-version': version }))?.status).toBe(426);
+      },
+    );
+
+    it('answers a missing version with 426', () => {
+      const headers: Record<string, string> = { 'sec-websocket-key': KEY };
+      expect(clientHandshakeFault({ ...req({}), headers })?.status).toBe(426);
+    });
+
+    it.each([
+      [''],
+      ['short'],
+      [`${KEY}, ${KEY}`],
+      ['dGhlIHNhbXBsZSBub25jZQ='],
+      ['dGhlIHNhbXBsZSBub25jZQ==x'],
+    ])('refuses Sec-WebSocket-Key %j with 400', (key) => {
+      expect(clientHandshakeFault(req({ 'sec-websocket-key': key }))).toEqual({
+        status: 400,
+        message: 'missing or invalid Sec-WebSocket-Key',
+      });
     });
   });
 });
