@@ -1,8 +1,10 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 import type { LoggerService } from '@nestjs/common';
 
 import { PorticoConfig } from '../config/portico-config';
+import { redactUrl } from '../logging/redact-url';
 import { addressMatcher } from './client-address';
 import { HeaderPhaseCap } from './header-phase-cap';
 
@@ -27,17 +29,43 @@ export function connectionsCheckingInterval(headersTimeoutMs: number): number {
 }
 
 /**
+ * CONNECT asks for a tunnel (a forward proxy's job), which nothing here serves. Node drops such a
+ * connection without a word when nobody listens for `connect`; it is answered 501 with the usual
+ * JSON error body instead, and logged once, without the client's target beyond its redaction.
+ */
+function refuseConnect(
+  req: IncomingMessage,
+  socket: Duplex,
+  logger: Pick<LoggerService, 'warn'>,
+): void {
+  logger.warn({ event: 'connect_refused', status: 501, url: redactUrl(req.url ?? '') });
+  socket.on('error', () => undefined);
+  const body = JSON.stringify({
+    statusCode: 501,
+    error: 'Not Implemented',
+    message: 'CONNECT is not supported',
+  });
+  socket.end(
+    'HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/**
  * Bounds what a client that never finishes its request can hold (slowloris, docs/plugin-contract.md §6):
  * how long the header phase may last (WebSocket upgrade requests included: their head goes
  * through the same parser), how long a whole request may take, how long an idle kept-alive
- * connection stays, and how many connections one client may have in the header phase. Call
- * before the server listens: Node reads the checking interval when it starts listening.
+ * connection stays, and how many connections one client may have in the header phase; and answers
+ * CONNECT. Call before the server listens: Node reads the checking interval when it starts listening.
  */
 export function applyHttpServerLimits(
   server: Server,
   config: PorticoConfig,
   logger: Pick<LoggerService, 'warn'>,
 ): HeaderPhaseCap | undefined {
+  server.on('connect', (req: IncomingMessage, socket: Duplex) =>
+    refuseConnect(req, socket, logger),
+  );
   server.headersTimeout = config.HTTP_HEADERS_TIMEOUT_MS;
   server.requestTimeout = config.HTTP_REQUEST_TIMEOUT_MS;
   server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;

@@ -68,6 +68,21 @@ describe('RPC proxy, hostile requests', () => {
     },
   );
 
+  it.each(['127.0.0.1:22', '/api/plugins/echo/rpc/echo'])(
+    'CONNECT %s (a tunnel request) → 501 with a JSON body, no tunnel; the host keeps serving',
+    async (target) => {
+      const ex = rawConnect(t.port, Buffer.from(head([`CONNECT ${target} HTTP/1.1`]) + '\r\n'));
+      const data = await ex.closed;
+      expect(statusOf(data)).toBe(501);
+      expect(JSON.parse(parseResponses(data)[0]?.body.toString() ?? '{}')).toEqual({
+        statusCode: 501,
+        error: 'Not Implemented',
+        message: 'CONNECT is not supported',
+      });
+      expect((await http(t.baseUrl, 'GET', '/readyz')).status).toBe(200);
+    },
+  );
+
   it('a body framed by Connection-named Content-Length reaches echo intact', async () => {
     const body = 'POST /x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc';
     const ex = rawConnect(
