@@ -7,6 +7,7 @@ import { PorticoConfig } from '../config/portico-config';
 import { redactUrl } from '../logging/redact-url';
 import { addressMatcher } from './client-address';
 import { HeaderPhaseCap } from './header-phase-cap';
+import { rawErrorResponse } from './raw-error-response';
 
 /** Refused connections are logged at most twice a minute per client. */
 const CAP_LOG_WINDOW_MS = 60_000;
@@ -40,15 +41,7 @@ function refuseConnect(
 ): void {
   logger.warn({ event: 'connect_refused', status: 501, url: redactUrl(req.url ?? '') });
   socket.on('error', () => undefined);
-  const body = JSON.stringify({
-    statusCode: 501,
-    error: 'Not Implemented',
-    message: 'CONNECT is not supported',
-  });
-  socket.end(
-    'HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: application/json\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+  socket.end(rawErrorResponse(501, 'CONNECT is not supported'));
 }
 
 /**

@@ -1,11 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 
 import {
   CredentialSource,
   PORTICO_SUBPROTOCOL,
   stripBearerSubprotocol,
 } from '../../auth/credential-extractor';
+import { rawErrorResponse } from '../../http/raw-error-response';
 import { forwardableHeaders } from './forwarded-headers';
 
 /**
@@ -168,18 +168,14 @@ export function refusalProtocol(protocols: ReadonlySet<string>): string | false 
 
 /** The plain HTTP answer to an upgrade refused before any 101 (docs/plugin-contract.md §4). */
 export function httpRejection(status: number, message: string): string {
-  const error = STATUS_CODES[status] ?? 'Error';
-  const body = JSON.stringify({ statusCode: status, error, message });
   // RFC 9110 §15.5.6: a 405 names the methods that are allowed. A 426 names the upgrade and
   // WebSocket version that are (RFC 9110 §15.5.22 and §7.8, RFC 6455 §4.4).
-  const extra =
-    status === 405
-      ? 'Connection: close\r\nAllow: GET\r\n'
-      : status === 426
-        ? `Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: ${WS_VERSION}\r\n`
-        : 'Connection: close\r\n';
-  return (
-    `HTTP/1.1 ${status} ${error}\r\n${extra}` +
-    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-  );
+  if (status === 405) return rawErrorResponse(status, message, { Allow: 'GET' });
+  if (status === 426)
+    return rawErrorResponse(status, message, {
+      Connection: 'Upgrade, close',
+      Upgrade: 'websocket',
+      'Sec-WebSocket-Version': WS_VERSION,
+    });
+  return rawErrorResponse(status, message);
 }
