@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 
 import { WebSocket } from 'ws';
 
@@ -167,6 +167,41 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
   });
 
   describe('close codes', () => {
+    /** What the close-codes plugin recorded for the connection opened with `?probe=<probe>`. */
+    async function closedSession(probe: string): Promise<unknown> {
+      return waitFor(async () => {
+        const res = await http(t.baseUrl, 'GET', '/api/plugins/close-codes/rpc/closed-sessions', {
+          token: t.token(),
+        });
+        return (res.json as { url: string }[]).find((s) => s.url.includes(`probe=${probe}`));
+      });
+    }
+
+    it('a token expiring mid-stream closes the client first: every message sent before the close reaches the plugin, in order', async () => {
+      const probe = randomBytes(4).toString('hex');
+      // Accepted inside the 30 s clock tolerance, then ended by Portico about 2 s later.
+      const token = t.token({ expiresInSeconds: -28 });
+      const c = track(await open(url(`/plugin-ws/close-codes?probe=${probe}`), { token }));
+      let sent = 0;
+      // Bursts every millisecond until the close frame arrives (ws leaves OPEN on reading it):
+      // when the token expires, messages are in flight between the client and Portico.
+      const sending = setInterval(() => {
+        for (let i = 0; i < 20 && c.ws.readyState === WebSocket.OPEN; i++)
+          c.ws.send(String(sent++));
+      }, 1);
+      const closed = await c.closed;
+      clearInterval(sending);
+      expect(closed).toEqual({ code: 4401, reason: 'token expired' });
+      expect(sent).toBeGreaterThan(100);
+      expect(await closedSession(probe)).toEqual({
+        url: `/ws?probe=${probe}`,
+        messages: sent,
+        inSequence: true,
+        code: 4401,
+        reason: 'token expired',
+      });
+    });
+
     it('passes the client close code and reason to the plugin', async () => {
       const c = track(await open(url('/plugin-ws/close-codes'), { token: t.token() }));
       c.ws.close(4000, 'client says bye');

@@ -19,7 +19,12 @@ export type FeedResult =
       readonly at: number;
       readonly clean: boolean;
       readonly violation: FrameViolation;
-    };
+    }
+  /**
+   * Forward `chunk.subarray(0, at)`, then stop: a (valid) close frame starts at `at` and
+   * `stopAtClose` is set, so the caller answers it instead of forwarding it.
+   */
+  | { readonly kind: 'close'; readonly at: number };
 
 /** Why a frame was refused; every one but `too-big` is a protocol error (close code 1002). */
 export type FrameViolation =
@@ -72,6 +77,12 @@ export class FrameTracker {
   private inMessage = false;
   private closeSeenFlag = false;
   private framesSeen = 0;
+  /**
+   * A client's close frame is not passed on but reported (`kind: 'close'`): the relay sends its
+   * own close in its place (WsRelay.closeClientFirst). Only for `fromClient` trackers, which
+   * hold close frames whole.
+   */
+  public stopAtClose = false;
 
   public constructor(options: FrameTrackerOptions = {}) {
     this.maxMessageBytes = options.maxMessageBytes ?? Number.POSITIVE_INFINITY;
@@ -135,6 +146,10 @@ export class FrameTracker {
         // Held whole, so that a bad close frame never starts to reach the plugin.
         if (available < need + len7) return { kind: 'hold', bytes: len - pos };
         if (!validClosePayload(chunk, pos + 2, len7)) return this.cut(frameStart, 'bad-close');
+        if (this.stopAtClose) {
+          this.closeSeenFlag = true;
+          return { kind: 'close', at: pos };
+        }
       }
       if (available < need) {
         // Keep the header bytes for the next chunk.

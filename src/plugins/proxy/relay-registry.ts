@@ -99,13 +99,14 @@ export class RelayRegistry implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /**
-   * Host shutdown: stops watching plugins, closes every relay with `code`, and resolves when
-   * the last one is closed (each destroys what is left of itself within a second of its close
-   * frames) or after SHUTDOWN_GRACE_MS, whichever comes first.
+   * Host shutdown: stops watching plugins, closes every relay with `code` (the client first:
+   * what it sent before it heard the close still reaches the plugin), and resolves when the last
+   * one is closed (each destroys what is left of itself within two seconds: one for the client
+   * to answer, one for the plugin) or after SHUTDOWN_GRACE_MS, whichever comes first.
    */
   public async closeAll(code: number, reason: string): Promise<void> {
     this.stopWatching();
-    for (const relay of this.relays) relay.closeBoth(code, reason);
+    for (const relay of this.relays) relay.closeClientFirst(code, reason);
     if (this.relays.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {

@@ -121,8 +121,12 @@ class Direction {
   private held: Buffer | undefined;
   /** A close frame waiting for a frame boundary before it goes to `dest`. */
   public pendingClose: Buffer | undefined;
+  /** Portico's close frame for `dest`, sent in place of `source`'s own (`closeInPlaceOfSource`). */
+  private closeInPlace: Buffer | undefined;
   /** Nothing more is written to `dest` (its close frame left, or it was cut). */
   public done = false;
+  /** A close frame went to `dest` (it may still be flushing). */
+  public closeSent = false;
   /** `dest` emitted 'close'. */
   public destClosed = false;
   /** Written to in this event-loop turn: later writes in the same turn are corked. */
@@ -157,6 +161,12 @@ class Direction {
     }
     const result = this.tracker.feed(chunk);
     if (result.kind === 'cut') return { chunk, result };
+    if (result.kind === 'close') {
+      // `source` answered Portico's close: what came before it goes on, then Portico's close.
+      if (result.at > 0) this.write(chunk.subarray(0, result.at));
+      this.sendCloseInPlace();
+      return { chunk, result };
+    }
     let out = chunk;
     if (result.kind === 'hold') {
       this.held = Buffer.from(chunk.subarray(chunk.length - result.bytes));
@@ -192,11 +202,35 @@ class Direction {
     this.flushClose();
   }
 
+  /**
+   * `dest` gets this close when `source` sends its own close frame (which is not forwarded), or
+   * when `sendCloseInPlace` is called; until then `source`'s frames keep flowing to `dest`.
+   */
+  public closeInPlaceOfSource(code: number, reason: string): void {
+    this.closeInPlace = closeFrame(code, reason, this.masked);
+    this.tracker.stopAtClose = true;
+  }
+
+  /**
+   * Sends the close kept by `closeInPlaceOfSource` now, if it can go (at a frame boundary);
+   * returns whether it went.
+   */
+  public sendCloseInPlace(): boolean {
+    const frame = this.closeInPlace;
+    if (frame === undefined) return false;
+    this.closeInPlace = undefined;
+    if (this.finished) return false;
+    this.pendingClose = frame;
+    this.flushClose();
+    return this.closeSent;
+  }
+
   public flushClose(): void {
     const frame = this.pendingClose;
     if (frame === undefined || !this.tracker.atBoundary) return;
     this.pendingClose = undefined;
     this.done = true;
+    this.closeSent = true;
     this.dest.end(frame);
   }
 
@@ -332,15 +366,35 @@ export class WsRelay {
       if (wait < delayMs) this.endAfter(delayMs - wait, code, reason);
       else {
         this.hooks.ended(this, code, reason);
-        this.closeBoth(code, reason);
+        this.closeClientFirst(code, reason);
       }
     }, wait);
   }
 
-  /** Closes both sides with the same code, e.g. 1001 on host shutdown. */
+  /**
+   * Closes both sides at once with the same code (access revoked, signed out, plugin stopping):
+   * whatever the client sends after this moment is dropped.
+   */
   public closeBoth(code: number, reason: string): void {
     this.closeClient(code, reason);
     this.closeUpstream(code, reason);
+  }
+
+  /**
+   * Ends a session both sides of which are sound (its token expired, the host shuts down): the
+   * client is sent the close first, and what it sent before it heard it still reaches the plugin,
+   * in order — a browser types on until the close frame arrives. The client's answering close
+   * frame marks the end of that; the plugin then gets this close (`code`, `reason`) in its
+   * place. A client that does not answer within CLOSE_FLUSH_MS is cut off, and the plugin gets
+   * the close then.
+   */
+  public closeClientFirst(code: number, reason: string): void {
+    if (this.toClient.finished || this.toUpstream.finished || this.toUpstream.tracker.closeSeen) {
+      this.closeBoth(code, reason);
+      return;
+    }
+    this.toUpstream.closeInPlaceOfSource(code, reason);
+    this.closeClient(code, reason);
   }
 
   /** Keepalive, called on a shared interval: ping an idle client, drop one that stopped answering. */
@@ -447,6 +501,8 @@ export class WsRelay {
       endOnce(this.upstream);
       return;
     }
+    // Answered Portico's close by hanging up: the plugin still gets that close, as if answered.
+    if (this.toUpstream.sendCloseInPlace()) return;
     this.upstream.destroy();
     this.client.destroy();
   }
@@ -460,8 +516,8 @@ export class WsRelay {
     this.toClient.destClosed = true;
     // A client that vanished without a close frame is reported to the plugin as 1006.
     if (!this.toUpstream.destClosed) {
-      if (this.toUpstream.tracker.closeSeen || this.toUpstream.pendingClose !== undefined)
-        this.armFlushTimer();
+      const { tracker, pendingClose, closeSent } = this.toUpstream;
+      if (tracker.closeSeen || pendingClose !== undefined || closeSent) this.armFlushTimer();
       else this.upstream.destroy();
     }
     this.maybeClosed();
@@ -484,8 +540,13 @@ export class WsRelay {
   private armFlushTimer(): void {
     if (this.flushTimer !== undefined) return;
     this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      // The client never answered a `closeClientFirst`: the plugin gets its close now, and
+      // another moment to flush it.
+      const upstreamClosing = this.toUpstream.sendCloseInPlace();
       this.client.destroy();
-      this.upstream.destroy();
+      if (upstreamClosing) this.armFlushTimer();
+      else this.upstream.destroy();
     }, CLOSE_FLUSH_MS);
   }
 

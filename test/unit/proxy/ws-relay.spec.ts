@@ -19,13 +19,17 @@ const PING = 0x9;
 const PONG = 0xa;
 const USER: Principal = { id: 'alice', name: 'Alice', roles: ['user'], iat: 0, exp: undefined };
 
-/** Two connected TCP sockets on 127.0.0.1 (Node has no socketpair). */
-async function socketPair(): Promise<[Socket, Socket]> {
-  const server = createServer();
+/**
+ * Two connected TCP sockets on 127.0.0.1 (Node has no socketpair). `allowHalfOpen`: neither end
+ * ends its writing side by itself when the other's ends, as with a browser and Node's HTTP
+ * server (the relay's client socket comes from one).
+ */
+async function socketPair(allowHalfOpen = false): Promise<[Socket, Socket]> {
+  const server = createServer({ allowHalfOpen });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const accepted = once(server, 'connection') as Promise<[Socket]>;
-  const near = new Socket();
+  const near = new Socket({ allowHalfOpen });
   near.connect((server.address() as AddressInfo).port, '127.0.0.1');
   const [[far]] = await Promise.all([accepted, once(near, 'connect')]);
   server.close();
@@ -132,7 +136,7 @@ describe('WsRelay over socket pairs', () => {
     clientHead: Buffer = Buffer.alloc(0),
     upstreamHead: Buffer = Buffer.alloc(0),
   ): Promise<void> {
-    const [browserSocket, clientSide] = await socketPair();
+    const [browserSocket, clientSide] = await socketPair(true);
     const [upstreamSide, pluginSocket] = await socketPair();
     relayClient = clientSide;
     relayUpstream = upstreamSide;
@@ -247,6 +251,8 @@ describe('WsRelay over socket pairs', () => {
     browser.socket.write(clientClose(1000));
     await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
     plugin.socket.end(serverFrame(CLOSE, Buffer.from([0x03, 0xe8])));
+    await browser.until(() => browser.closeFrame() !== undefined && browser.ended, 'the answer');
+    browser.socket.end();
     await waitFor(() => hooks.closedCount === 1, 5000, 'closed hook');
     expect(hooks.lost).toBe(0);
     expect(browser.closeFrame()?.code).toBe(1000);
@@ -273,6 +279,63 @@ describe('WsRelay over socket pairs', () => {
       jest.useRealTimers();
     }
     await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+  });
+
+  it('closeClientFirst: what the browser sent before it heard the close reaches the plugin, then the close', async () => {
+    await startRelay();
+    relay.closeClientFirst(4401, 'token expired');
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    // Typed before the close frame arrived; then the browser answers it (with its own code).
+    browser.socket.write(Buffer.concat([clientText('in'), clientText('flight')]));
+    browser.socket.write(Buffer.concat([clientText('last'), clientClose(1000)]));
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(plugin.texts()).toEqual(['in', 'flight', 'last']);
+    // Portico's close, in place of the browser's answer.
+    expect(plugin.closeFrame()).toEqual({ code: 4401, reason: 'token expired' });
+    expect(plugin.frames().map((f) => f.opcode)).toEqual([TEXT, TEXT, TEXT, CLOSE]);
+    plugin.socket.end(serverFrame(CLOSE, Buffer.from([0x0f, 0xa1])));
+    browser.socket.end();
+    await waitFor(() => hooks.closedCount === 1, 5000, 'closed hook');
+    expect(hooks.lost).toBe(0);
+    // Nothing from the plugin after Portico's close reaches the browser.
+    expect(browser.frames().map((f) => f.opcode)).toEqual([CLOSE]);
+  });
+
+  it('closeClientFirst: a browser that never answers is cut off after a second, and the plugin gets the close', async () => {
+    await startRelay();
+    const started = Date.now();
+    relay.closeClientFirst(4401, 'token expired');
+    browser.socket.write(clientText('before the cut'));
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(plugin.texts()).toEqual(['before the cut']);
+    expect(plugin.closeFrame()).toEqual({ code: 4401, reason: 'token expired' });
+    await browser.until(() => browser.ended || browser.closed, 'browser cut off');
+    plugin.socket.end();
+    await waitFor(() => hooks.closedCount === 1, 5000, 'closed hook');
+  });
+
+  it('closeClientFirst: a browser that hangs up without a close frame → the plugin still gets the close', async () => {
+    await startRelay();
+    relay.closeClientFirst(1001, 'server shutting down');
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    browser.socket.end(clientText('and goodbye'));
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(plugin.texts()).toEqual(['and goodbye']);
+    expect(plugin.closeFrame()).toEqual({ code: 1001, reason: 'server shutting down' });
+    plugin.socket.end();
+    await waitFor(() => hooks.closedCount === 1, 5000, 'closed hook');
+  });
+
+  it('endAfter closes the client first: a message sent as the token expires still reaches the plugin', async () => {
+    await startRelay();
+    relay.endAfter(0, 4401, 'token expired');
+    browser.socket.write(clientText('racing the expiry'));
+    await browser.until(() => browser.closeFrame(), 'close frame at the browser');
+    browser.socket.write(clientClose(4401));
+    await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
+    expect(plugin.texts()).toEqual(['racing the expiry']);
+    expect(plugin.closeFrame()).toEqual({ code: 4401, reason: 'token expired' });
   });
 
   it('a paused browser fills the relay: every byte still arrives intact, and each large read is freed once written', async () => {
@@ -327,7 +390,7 @@ describe('WsRelay over socket pairs', () => {
     relay.tick();
     await plugin.until(() => plugin.closeFrame(), 'close frame at the plugin');
     expect(plugin.closeFrame()).toEqual({ code: 1001, reason: 'client stopped answering pings' });
-    await browser.until(() => browser.closed, 'browser connection dropped');
+    await browser.until(() => browser.ended || browser.closed, 'browser connection dropped');
   });
 
   it('keepalive: a client that answers pings stays', async () => {
