@@ -203,16 +203,13 @@ describe('WebSocket proxy /plugin-ws/:name', () => {
     });
 
     it('passes the client close code and reason to the plugin', async () => {
-      const c = track(await open(url('/plugin-ws/close-codes'), { token: t.token() }));
+      const probe = randomBytes(4).toString('hex');
+      const c = track(
+        await open(url(`/plugin-ws/close-codes?probe=${probe}`), { token: t.token() }),
+      );
       c.ws.close(4000, 'client says bye');
       expect(await c.closed).toEqual({ code: 4000, reason: 'client says bye' });
-      const last = await waitFor(async () => {
-        const res = await http(t.baseUrl, 'GET', '/api/plugins/close-codes/rpc/last-close', {
-          token: t.token(),
-        });
-        return (res.json as { code: number | null }).code !== null ? res.json : undefined;
-      });
-      expect(last).toEqual({ code: 4000, reason: 'client says bye' });
+      expect(await closedSession(probe)).toMatchObject({ code: 4000, reason: 'client says bye' });
     });
 
     it("passes the plugin's close code and reason to the client", async () => {
